@@ -1,0 +1,21 @@
+"""`python -m fourd.models`: the zoo table (parameters and GFLOPs per 16x224x224 clip)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from fourd.models.zoo import format_table, zoo_rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m fourd.models", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    parser.add_argument("--mask-ratio", type=float, default=0.95, help="MAE mask ratio for the FLOP count")
+    args = parser.parse_args(argv)
+    rows = zoo_rows(mask_ratio=args.mask_ratio)
+    print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+
+
+if __name__ == "__main__":
+    main()
