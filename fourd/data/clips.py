@@ -1,0 +1,119 @@
+"""Clips of real videos from a folder or a CSV list, robust to unreadable files."""
+
+from __future__ import annotations
+
+import csv
+import random
+import warnings
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from fourd.data.transforms import ClipTransform
+from fourd.data.video import VIDEO_EXTENSIONS, VideoReadError, read_clip
+
+
+def sample_clip_indices(
+    num_video_frames: int, num_frames: int, stride: int, rng: random.Random | None = None
+) -> list[int]:
+    """Indices of ``num_frames`` frames ``stride`` apart.
+
+    The start is uniform over the valid starts, or centred when ``rng`` is None (evaluation). A video
+    shorter than the clip span repeats its last frame.
+    """
+    if num_video_frames < 1 or num_frames < 1 or stride < 1:
+        raise ValueError(f"need positive sizes, got {num_video_frames=}, {num_frames=}, {stride=}")
+    last_start = max(num_video_frames - ((num_frames - 1) * stride + 1), 0)
+    start = rng.randint(0, last_start) if rng is not None else last_start // 2
+    return [min(start + k * stride, num_video_frames - 1) for k in range(num_frames)]
+
+
+def list_videos(source: str | Path) -> list[Path]:
+    """Videos under a folder (recursive, sorted, hidden files skipped) or listed in a CSV file.
+
+    A CSV's first column holds paths, absolute or relative to the CSV's folder; an optional header row
+    starts with "path"; other columns are ignored.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"video source not found: {source}")
+    if source.is_dir():
+        videos = sorted(
+            path
+            for path in source.rglob("*")
+            if path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".") and path.is_file()
+        )
+    elif source.suffix.lower() == ".csv":
+        videos = _videos_in_csv(source)
+    else:
+        raise ValueError(f"video source must be a folder or a .csv file: {source}")
+    if not videos:
+        raise ValueError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) found in {source}")
+    return videos
+
+
+def _videos_in_csv(source: Path) -> list[Path]:
+    with source.open(newline="") as file:
+        cells = [row[0].strip() for row in csv.reader(file) if row and row[0].strip()]
+    if cells and cells[0].lower() == "path":
+        cells = cells[1:]
+    return [source.parent / cell for cell in cells]  # an absolute cell replaces the folder
+
+
+class VideoClipDataset(Dataset):
+    """Clips {"video": uint8 (C, T, size, size), "skipped": int} from the videos of ``source``.
+
+    Only paths are listed at construction. An unreadable video is warned about once, remembered, and
+    replaced by the next one; "skipped" counts the unreadable videos passed over for this item.
+    """
+
+    def __init__(
+        self,
+        source: str | Path,
+        num_frames: int = 16,
+        stride: int = 2,
+        size: int = 224,
+        train: bool = True,
+        max_retries: int = 16,
+        backend: str | None = None,
+    ) -> None:
+        if num_frames < 1 or stride < 1 or max_retries < 1:
+            raise ValueError(f"need positive values, got {num_frames=}, {stride=}, {max_retries=}")
+        self.source = Path(source)
+        self.videos = list_videos(source)
+        self.num_frames = num_frames
+        self.stride = stride
+        self.train = train
+        self.max_retries = max_retries
+        self.backend = backend
+        self.transform = ClipTransform(size, train=train)
+        self.unreadable: dict[Path, str] = {}  # path -> reason; per process, each worker learns its own
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        # torch seeds each worker differently every epoch, reproducibly under seed_everything(workers=True)
+        rng = random.Random(f"{torch.initial_seed()}:{index}") if self.train else None
+        attempts = min(self.max_retries, len(self.videos))
+        for skipped in range(attempts):
+            path = self.videos[(index + skipped) % len(self.videos)]
+            if path in self.unreadable:
+                continue
+            try:
+                return {"video": self._read(path, rng), "skipped": skipped}
+            except VideoReadError as error:
+                warnings.warn(f"skipping unreadable video: {error}", stacklevel=2)
+                self.unreadable[path] = str(error)
+        raise RuntimeError(
+            f"{attempts} consecutive unreadable videos under {self.source} from item {index} "
+            f"(last: {self.unreadable[path]}): check the dataset"
+        )
+
+    def _read(self, path: Path, rng: random.Random | None) -> torch.Tensor:
+        frames = read_clip(
+            path, lambda length: sample_clip_indices(length, self.num_frames, self.stride, rng), self.backend
+        )
+        clip = self.transform(torch.from_numpy(frames).permute(0, 3, 1, 2))  # (T, C, H, W)
+        return clip.permute(1, 0, 2, 3).contiguous()

@@ -1,0 +1,163 @@
+"""Read frames from video files (decord, or PyAV as fallback) and write mp4 files (PyAV).
+
+Every reader is opened inside the call that needs it, so nothing is open when DataLoader workers fork,
+and every failure surfaces as :class:`VideoReadError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import av
+import numpy as np
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+
+IndexChooser = Callable[[int], Sequence[int]]
+T = TypeVar("T")
+
+
+class VideoReadError(RuntimeError):
+    """A video could not be read: missing, empty, corrupt, or undecodable."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"cannot read video {path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+@functools.cache
+def video_backend() -> str:
+    """The default reader: "decord" where it is installed, else "av" (PyAV)."""
+    return "decord" if importlib.util.find_spec("decord") is not None else "av"
+
+
+def count_frames(path: str | Path, backend: str | None = None) -> int:
+    """Number of frames in the video at ``path``."""
+    count = _COUNTERS[_backend_name(backend)]
+    return _guarded(path, lambda: _require_frames(count(Path(path))))
+
+
+def read_frames(path: str | Path, indices: Sequence[int], backend: str | None = None) -> np.ndarray:
+    """Frames ``indices`` of the video at ``path`` as uint8 RGB (len(indices), H, W, 3)."""
+    return read_clip(path, lambda num_frames: indices, backend)
+
+
+def read_clip(path: str | Path, choose_indices: IndexChooser, backend: str | None = None) -> np.ndarray:
+    """Like :func:`read_frames`, with indices picked by ``choose_indices(num_frames)`` in the same opening."""
+    read = _READERS[_backend_name(backend)]
+    return _guarded(path, lambda: read(Path(path), choose_indices))
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
+    """Write uint8 RGB frames (T, H, W, 3) to an mp4 file, atomically.
+
+    Odd heights or widths are padded by repeating the last row or column (yuv420p needs even sizes).
+    """
+    path = Path(path)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"expected uint8 frames (T, H, W, 3) with T > 0, got {frames.dtype} {frames.shape}")
+    height, width = frames.shape[1:3]
+    frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")  # hidden, and not a video name
+    try:
+        with av.open(temporary, "w", format="mp4", options={"movflags": "+faststart"}) as container:
+            stream = container.add_stream(codec, rate=fps)
+            stream.height, stream.width = frames.shape[1:3]
+            stream.pix_fmt = "yuv420p"
+            for frame in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _backend_name(backend: str | None) -> str:
+    name = backend or video_backend()
+    if name not in _READERS:
+        raise ValueError(f"unknown video backend {name!r}; choose one of {sorted(_READERS)}")
+    return name
+
+
+def _guarded(path: str | Path, action: Callable[[], T]) -> T:
+    """Run ``action`` on the file at ``path``, turning any failure into VideoReadError."""
+    if not Path(path).is_file():
+        raise VideoReadError(path, "no such file")
+    if Path(path).stat().st_size == 0:  # checked up front: decord builds differ on empty files
+        raise VideoReadError(path, "empty file (0 bytes)")
+    try:
+        return action()
+    except VideoReadError:
+        raise
+    except Exception as error:  # decord: RuntimeError, DECORDError; PyAV: av.FFmpegError; IndexError...
+        raise VideoReadError(path, f"{type(error).__name__}: {error}") from error
+
+
+def _require_frames(num_frames: int) -> int:
+    if num_frames <= 0:
+        raise ValueError("the video has no frames")
+    return num_frames
+
+
+def _checked_indices(indices: Sequence[int], num_frames: int) -> list[int]:
+    indices = [int(index) for index in indices]
+    if not indices:
+        raise ValueError("no frame indices requested")
+    if min(indices) < 0 or max(indices) >= _require_frames(num_frames):
+        raise ValueError(f"frame indices {min(indices)}..{max(indices)} outside 0..{num_frames - 1}")
+    return indices
+
+
+def _open_decord(path: Path):
+    import decord
+
+    return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+
+
+def _count_decord(path: Path) -> int:
+    return len(_open_decord(path))
+
+
+def _read_decord(path: Path, choose_indices: IndexChooser) -> np.ndarray:
+    reader = _open_decord(path)
+    indices = _checked_indices(choose_indices(len(reader)), len(reader))
+    return reader.get_batch(indices).asnumpy()
+
+
+def _count_av(path: Path) -> int:
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        stream = container.streams.video[0]
+        # containers without a frame count in their header (e.g. webm) need a decoding pass
+        return stream.frames or sum(1 for _ in container.decode(stream))
+
+
+def _read_av(path: Path, choose_indices: IndexChooser) -> np.ndarray:
+    """Plain sequential decoding up to the last wanted frame: slower than decord's seeking, but simple."""
+    num_frames = _count_av(path)
+    indices = _checked_indices(choose_indices(num_frames), num_frames)
+    wanted, frames = set(indices), {}
+    with av.open(str(path)) as container:
+        for position, frame in enumerate(container.decode(container.streams.video[0])):
+            if position in wanted:
+                frames[position] = frame.to_ndarray(format="rgb24")
+            if len(frames) == len(wanted):
+                break
+    if len(frames) < len(wanted):
+        # PyAV stops quietly where a stream is truncated, short of the frames its header promised
+        raise ValueError(f"decoded {len(frames)} of {len(wanted)} requested frames (header: {num_frames})")
+    return np.stack([frames[index] for index in indices])
+
+
+_COUNTERS: dict[str, Callable[[Path], int]] = {"decord": _count_decord, "av": _count_av}
+_READERS: dict[str, Callable[[Path, IndexChooser], np.ndarray]] = {"decord": _read_decord, "av": _read_av}

@@ -1,0 +1,57 @@
+"""Small real video files for the data tests: smooth good ones and the usual kinds of broken ones."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from fourd.data.video import write_video
+
+READER_BACKENDS = [
+    pytest.param(
+        "decord", marks=pytest.mark.skipif(importlib.util.find_spec("decord") is None, reason="no decord")
+    ),
+    "av",
+]
+BROKEN_KINDS = ("empty", "truncated", "text")  # what a scraped dataset typically holds
+
+
+def make_frames(
+    num_frames: int = 12, height: int = 48, width: int = 64, colour: tuple[int, int, int] = (60, 120, 180)
+) -> np.ndarray:
+    """uint8 (T, H, W, 3): a base colour with smooth stripes drifting right a little every frame."""
+    t, y, x = np.meshgrid(np.arange(num_frames), np.arange(height), np.arange(width), indexing="ij")
+    stripes = 40 * np.sin(2 * np.pi * (x - 2 * t) / 32 + y / 16)
+    return np.clip(np.asarray(colour) + stripes[..., None], 0, 255).astype(np.uint8)
+
+
+def write_test_video(path: Path, **frame_options) -> Path:
+    """A 12-frame 48x64 mp4 (by default) at ``path``."""
+    write_video(path, make_frames(**frame_options))
+    return path
+
+
+def write_broken_video(path: Path, kind: str) -> Path:
+    """An unreadable file named like a video: one of BROKEN_KINDS, or "audio_only" (no video stream)."""
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        data = write_test_video(path).read_bytes()
+        path.write_bytes(data[: int(0.3 * len(data))])
+    elif kind == "text":
+        path.write_text("this is a text file, not a video\n")
+    elif kind == "audio_only":
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("aac", rate=16000)
+            samples = np.zeros((1, 1024), np.float32)
+            silence = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            silence.sample_rate = 16000
+            container.mux(stream.encode(silence))
+            container.mux(stream.encode())
+    else:
+        raise ValueError(kind)
+    return path
