@@ -70,6 +70,16 @@ def unpatchify(patches: torch.Tensor, patch_size: tuple[int, int, int], grid: tu
     return rearrange(patches, "b (t h w) (pt ph pw c) -> b c (t pt) (h ph) (w pw)", t=t, h=h, w=w, pt=pt, ph=ph, pw=pw)
 
 
+def sincos_position_embedding(grid: tuple[int, int, int], dim: int) -> torch.Tensor:
+    """Fixed 3-D sin-cos embedding (N, dim): a third of the even channels each for t, h and w, zeros after."""
+    per_axis = dim // 6 * 2
+    freqs = 1.0 / 10000 ** (torch.arange(per_axis // 2, dtype=torch.float64) / (per_axis // 2))
+    coords = torch.stack(torch.meshgrid(*(torch.arange(n, dtype=torch.float64) for n in grid), indexing="ij"), -1)
+    angles = coords.reshape(-1, 3, 1) * freqs  # (N, 3, per_axis / 2)
+    emb = torch.cat([angles.sin(), angles.cos()], dim=-1).reshape(len(coords.reshape(-1, 3)), -1)
+    return torch.nn.functional.pad(emb, (0, dim - emb.shape[1])).float()
+
+
 @dataclass
 class DecoderConfig:
     width: int = 512
@@ -96,7 +106,7 @@ class MAEConfig:
 
 
 class MAEDecoder(BlockStack):
-    """Narrow transformer over all tokens: visible encodings + mask tokens + its own position embedding."""
+    """Narrow transformer over all tokens: visible encodings + mask tokens + a fixed sin-cos position embedding."""
 
     def __init__(self, config: DecoderConfig, encoder_width: int, grid: tuple[int, int, int], out_dim: int,
                  attn_backend: str = "auto") -> None:
@@ -105,15 +115,21 @@ class MAEDecoder(BlockStack):
         self.norm_in = nn.LayerNorm(encoder_width, eps=LN_EPS)  # the 4DS encoder has no final norm
         self.embed = nn.Linear(encoder_width, c.width)
         self.mask_token = nn.Parameter(torch.empty(1, 1, c.width))
-        self.pos_embed = nn.Parameter(torch.empty(grid[0] * grid[1] * grid[2], c.width))
+        self.grid = grid
+        self._pos_embed: dict[tuple, torch.Tensor] = {}  # per (device, dtype); not state, so never checkpointed
         self.norm = nn.LayerNorm(c.width, eps=LN_EPS)
         self.head = nn.Linear(c.width, out_dim)
         self.init_weights()
 
     def init_weights(self) -> None:
         init_transformer_weights(self)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
+
+    def position_embedding(self, like: torch.Tensor) -> torch.Tensor:
+        key = (like.device, like.dtype)
+        if key not in self._pos_embed:
+            self._pos_embed[key] = sincos_position_embedding(self.grid, like.shape[-1]).to(like.device, like.dtype)
+        return self._pos_embed[key]
 
     def forward(self, visible: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
         """(B, K, D_enc) visible encodings -> (B, N, out_dim) predictions for every token."""
@@ -121,7 +137,8 @@ class MAEDecoder(BlockStack):
         b, k, d = x.shape
         n = ids_restore.shape[1]
         x = torch.cat([x, self.mask_token.expand(b, n - k, d)], dim=1)
-        x = torch.gather(x, 1, ids_restore[..., None].expand(-1, -1, d)) + self.pos_embed
+        x = torch.gather(x, 1, ids_restore[..., None].expand(-1, -1, d))
+        x = x + self.position_embedding(x)
         return self.head(self.norm(self.run(x, self.blocks)))
 
 
@@ -160,7 +177,7 @@ class MaskedAutoencoder(nn.Module):
         self.decoder.init_weights()
 
     def no_weight_decay(self) -> set[str]:
-        return {f"encoder.{n}" for n in self.encoder.no_weight_decay()} | {"decoder.pos_embed", "decoder.mask_token"}
+        return {f"encoder.{n}" for n in self.encoder.no_weight_decay()} | {"decoder.mask_token"}
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.encoder.grad_checkpointing = self.decoder.grad_checkpointing = enable
