@@ -1,0 +1,103 @@
+"""Weights on disk: safetensors with the model config in the metadata, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from fourd.models.vit import SpaceTimeViT, ViTConfig
+
+FORMAT = "fourd"
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "_forward_module.", "_checkpoint_wrapped_module.")
+
+
+class CheckpointError(ValueError):
+    """A weights file that does not fit the model it claims to hold."""
+
+
+def strip_wrapper_prefixes(name: str) -> str:
+    """'module._orig_mod.blocks.0...' -> 'blocks.0...' (DDP, torch.compile and wrapper prefixes)."""
+    return ".".join(part for part in name.split(".") if f"{part}." not in WRAPPER_PREFIXES)
+
+
+def atomic_write(path: str | Path, write: Any) -> Path:
+    """Call write(tmp_path) then rename over `path`, so readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_weights(path: str | Path, state: Mapping[str, torch.Tensor], kind: str, config: Mapping[str, Any],
+                 extra: Mapping[str, str] | None = None) -> Path:
+    """Write tensors (unwrapped names, contiguous, CPU) with {format, kind, config} metadata."""
+    tensors = {strip_wrapper_prefixes(k): v.detach().to("cpu").contiguous() for k, v in state.items()}
+    metadata = {"format": FORMAT, "kind": kind, "config": json.dumps(config), **(extra or {})}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; a clear error for missing or corrupt files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
+
+
+def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """load_state_dict that names every missing, unexpected and wrongly shaped key in one error."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+                    for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or shapes:
+        problems = [f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+                    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+                    if keys]
+        raise CheckpointError(f"{source} does not match the model: " + "; ".join(problems))
+    module.load_state_dict(state, strict=True)
+
+
+def save_encoder(path: str | Path, encoder: SpaceTimeViT, state: Mapping[str, torch.Tensor] | None = None,
+                 extra: Mapping[str, str] | None = None) -> Path:
+    """Save an encoder (or a given full state dict of it) with its config."""
+    return save_weights(path, state if state is not None else encoder.state_dict(), "encoder",
+                        encoder.config.to_dict(), extra)
+
+
+def load_encoder(path: str | Path, **config_overrides: Any) -> SpaceTimeViT:
+    """Rebuild an encoder from a fourd safetensors file (config from metadata), in eval mode."""
+    state, metadata = read_weights(path)
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise CheckpointError(f"{path} has no fourd metadata (format/config); convert official .npz files first")
+    config = {**json.loads(metadata["config"]), **config_overrides}
+    if metadata.get("kind") == "mae":
+        config = config["encoder"]
+        state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+    try:
+        encoder = SpaceTimeViT(ViTConfig(**config))
+    except TypeError as err:
+        raise CheckpointError(f"{path}: config in metadata is not a ViT config: {err}") from err
+    load_state_strict(encoder, state, str(path))
+    return encoder.eval()

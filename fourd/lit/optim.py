@@ -1,0 +1,48 @@
+"""AdamW parameter groups, the batch-scaled learning rate, and warmup + cosine."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class OptimConfig:
+    base_lr: float = 1.5e-4  # at a global batch of 256 clips
+    min_lr_ratio: float = 0.01
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 1000
+    fused: bool | None = None  # None: fused on CUDA
+
+
+def scaled_lr(base_lr: float, global_batch: int) -> float:
+    """Linear scaling rule: lr = base_lr * global_batch / 256."""
+    return base_lr * global_batch / 256
+
+
+def param_groups(model: nn.Module, weight_decay: float, no_decay_names: set[str]) -> list[dict]:
+    """Decay matrices only: no weight decay on norms, biases (1-D) and the named embeddings."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim <= 1 or name in no_decay_names else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """LR multiplier: linear warmup from 0 to 1, then cosine down to `min_ratio`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_adamw(model: nn.Module, config: OptimConfig, lr: float, no_decay_names: set[str]) -> torch.optim.AdamW:
+    fused = config.fused if config.fused is not None else next(model.parameters()).is_cuda
+    return torch.optim.AdamW(param_groups(model, config.weight_decay, no_decay_names), lr=lr,
+                             betas=tuple(config.betas), fused=fused)

@@ -1,0 +1,98 @@
+"""Lightning module for MAE pretraining: model build (plain or FSDP2-sharded), optimisation, logging."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from math import prod
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.strategies import ModelParallelStrategy
+from torch.optim.lr_scheduler import LambdaLR
+
+from fourd.lit.optim import OptimConfig, build_adamw, scaled_lr, warmup_cosine
+from fourd.lit.strategy import FSDPConfig, fsdp_mesh, shard_model, sharding_summary
+from fourd.models.flops import mae_flops
+from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
+from fourd.models.vit import ViTConfig
+
+log = logging.getLogger(__name__)
+
+
+def mae_config_from_dict(config: dict[str, Any]) -> MAEConfig:
+    """MAEConfig from the plain dict stored in hyperparameters and checkpoint metadata."""
+    return MAEConfig(**{**config, "encoder": ViTConfig(**config["encoder"]),
+                        "decoder": DecoderConfig(**config["decoder"])})
+
+
+class PretrainModule(L.LightningModule):
+    """Masked-autoencoder pretraining of the 4DS encoder.
+
+    The model is built in `configure_model`: directly for single-device and DDP runs, or on the meta
+    device, sharded with FSDP2 and only then materialised, so giant models never exist whole on a rank.
+    """
+
+    def __init__(self, model: dict[str, Any], optim: dict[str, Any], fsdp: dict[str, Any] | None = None,
+                 grad_checkpointing: bool = False, compile: bool = False) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.mae_config = mae_config_from_dict(model)
+        self.optim_config = OptimConfig(**optim)
+        self.fsdp_config = FSDPConfig(**(fsdp or {}))
+        self.model: MaskedAutoencoder | None = None
+        self.skipped_videos = 0
+
+    @property
+    def tokens_per_clip(self) -> int:
+        return prod(self.mae_config.encoder.grid)
+
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        if isinstance(self.trainer.strategy, ModelParallelStrategy):
+            self.model = self._build_sharded()
+        else:
+            self.model = MaskedAutoencoder(self.mae_config)
+        self.model.set_grad_checkpointing(self.hparams.grad_checkpointing)
+        if self.hparams.compile:
+            for block in self.model.blocks:
+                block.compile()
+        clips = self.trainer.datamodule.batch_size if self.trainer.datamodule else 1
+        self.flops_per_batch = 3 * mae_flops(self.mae_config)["total"] * clips  # forward + backward
+
+    def _build_sharded(self) -> MaskedAutoencoder:
+        with torch.device("meta"):
+            model = MaskedAutoencoder(self.mae_config)
+        mesh = fsdp_mesh(self.fsdp_config, self.device_mesh["data_parallel"], self.trainer.num_devices)
+        shard_model(model, model.blocks, mesh, self.fsdp_config, self.device, forward_methods=("reconstruct",))
+        model.to_empty(device=self.device)
+        model.init_weights()
+        local, total = sharding_summary(model)
+        log.info(f"FSDP2 rank {self.global_rank}: mesh {tuple(mesh.shape)} ({self.fsdp_config.sharding}), "
+                 f"this rank holds {local:,} of {total:,} parameter scalars")
+        return model
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        video = batch["video"].float().div_(255)  # uint8 over the wire, float on device
+        loss = self.model(video).loss
+        self.skipped_videos += int(batch["skipped"].sum())
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("data/skipped_videos", float(self.skipped_videos), reduce_fx="sum", sync_dist=True)
+        return loss
+
+    def global_batch_size(self) -> int:
+        return self.trainer.datamodule.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        c = self.optim_config
+        lr = scaled_lr(c.base_lr, self.global_batch_size())
+        optimizer = build_adamw(self.model, c, lr, self.model.no_weight_decay())
+        total = int(self.trainer.estimated_stepping_batches)
+        schedule = partial(warmup_cosine, warmup_steps=min(c.warmup_steps, total // 2 or 1),
+                           total_steps=total, min_ratio=c.min_lr_ratio)
+        log.info(f"lr {lr:.3g} (base {c.base_lr:g} x global batch {self.global_batch_size()} / 256), "
+                 f"{total} steps")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule),
+                                                          "interval": "step"}}

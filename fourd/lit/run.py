@@ -1,0 +1,117 @@
+"""Assemble a pretraining run from a composed Hydra config: data, module, strategy, trainer, callbacks."""
+
+from __future__ import annotations
+
+import logging
+from math import prod
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from fourd.lit.callbacks import EncoderExport, ReconstructionImages
+from fourd.lit.data import VideoDataModule
+from fourd.lit.pretrain import PretrainModule
+from fourd.lit.strategy import build_strategy
+from fourd.models.flops import mae_flops
+from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
+from fourd.models.vit import ViTConfig, count_parameters
+
+log = logging.getLogger(__name__)
+ENCODER_FIELDS = ("width", "depth", "heads", "mlp", "patch_size", "num_frames", "image_size", "attn_backend")
+
+
+def mae_config(model: DictConfig) -> MAEConfig:
+    """MAEConfig from the `model` config group (a registry size plus overrides)."""
+    m = OmegaConf.to_container(model, resolve=True)
+    encoder = ViTConfig.from_size(m["size"], **{k: m[k] for k in ENCODER_FIELDS if k in m})
+    return MAEConfig(encoder=encoder, decoder=DecoderConfig(**m["decoder"]), mask_ratio=m["mask_ratio"],
+                     masking=m["masking"], norm_pix_loss=m["norm_pix_loss"])
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """'auto' -> bf16-mixed on a CUDA device that supports it, else full fp32."""
+    if precision != "auto":
+        return precision
+    cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def world_size(trainer_cfg: DictConfig) -> int:
+    devices = trainer_cfg.devices
+    if devices in ("auto", -1, "-1"):
+        devices = torch.cuda.device_count() if torch.cuda.is_available() and trainer_cfg.accelerator != "cpu" else 1
+    count = len(devices) if isinstance(devices, (list, tuple)) else int(devices)
+    return count * int(trainer_cfg.num_nodes)
+
+
+def resolve_resume(resume: str | None, checkpoint_dir: Path) -> str | None:
+    """None, 'auto' (last checkpoint of this run directory, if any) or an explicit path that must exist."""
+    if resume in (None, "", "none"):
+        return None
+    if resume == "auto":
+        last = checkpoint_dir / "last.ckpt"
+        if last.exists():
+            log.info(f"resuming from {last}")
+            return str(last)
+        log.info(f"resume=auto: no checkpoint in {checkpoint_dir} yet, starting fresh")
+        return None
+    if not Path(resume).exists():
+        raise FileNotFoundError(f"resume={resume}: no such checkpoint")
+    return resume
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Trainer:
+    trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_kwargs["precision"] = resolve_precision(trainer_kwargs["precision"], trainer_kwargs["accelerator"])
+    strategy_cfg = cfg.strategy
+    ddp_kwargs = {k: strategy_cfg[k] for k in ("find_unused_parameters", "gradient_as_bucket_view")
+                  if k in strategy_cfg}
+    callbacks = [
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", every_n_train_steps=cfg.checkpoint.every_n_steps,
+                        save_last=True, save_top_k=0),
+        LearningRateMonitor(logging_interval="step"),
+        ThroughputMonitor(batch_size_fn=lambda batch: batch["video"].shape[0],
+                          length_fn=lambda batch: batch["video"].shape[0] * tokens_per_clip,
+                          window_size=cfg.throughput_window),
+        ReconstructionImages(run_dir / "reconstructions", cfg.images.every_n_steps, cfg.images.num_clips),
+    ]
+    if cfg.export_encoder:
+        callbacks.append(EncoderExport(run_dir / "encoder.safetensors"))
+    loggers = [TensorBoardLogger(run_dir, name="tensorboard", version=""), CSVLogger(run_dir, name="csv", version="")]
+    return L.Trainer(**trainer_kwargs, strategy=build_strategy(strategy_cfg.name, world_size(cfg.trainer), ddp_kwargs),
+                     callbacks=callbacks, logger=loggers, default_root_dir=run_dir)
+
+
+def describe(config: MAEConfig) -> str:
+    with torch.device("meta"):
+        model = MaskedAutoencoder(config)
+    flops = mae_flops(config)
+    return (f"encoder {count_parameters(model.encoder):,} params, decoder {count_parameters(model.decoder):,} params, "
+            f"{flops['total'] / 1e9:.1f} forward GFLOPs per clip at mask ratio {config.mask_ratio}")
+
+
+def pretrain(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
+    """Run (or, with dry_run, only build and describe) the pretraining described by `cfg`."""
+    config = mae_config(cfg.model)
+    log.info(f"model: {describe(config)}")
+    L.seed_everything(cfg.seed, workers=True)
+    data_kwargs = {k: v for k, v in cfg.data.items() if k != "dataset"}
+    datamodule = VideoDataModule(instantiate(cfg.data.dataset), **data_kwargs)
+    module = PretrainModule(
+        model=config.to_dict(), optim=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        fsdp={k: cfg.strategy[k] for k in ("sharding", "shard_size", "param_dtype", "reshard_after_forward",
+                                            "cpu_offload") if k in cfg.strategy},
+        grad_checkpointing=cfg.strategy.activation_checkpointing, compile=cfg.compile,
+    )
+    trainer = build_trainer(cfg, run_dir, prod(config.encoder.grid))
+    if cfg.dry_run:
+        log.info(f"dry run: config composed, data ({len(datamodule.dataset)} clips), module and trainer built")
+        return None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_resume(cfg.resume, run_dir / "checkpoints"))
+    return trainer

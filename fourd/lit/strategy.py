@@ -1,0 +1,89 @@
+"""Training strategies: auto, DDP, and FSDP2 (fully_shard per block + root) through ModelParallelStrategy."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy, Strategy
+from torch import nn
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+
+try:  # public since torch 2.6
+    from torch.distributed.fsdp import (CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard,
+                                        register_fsdp_forward_method)
+except ImportError:  # torch 2.4 / 2.5
+    from torch.distributed._composable.fsdp import (CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy,
+                                                    fully_shard, register_fsdp_forward_method)
+
+log = logging.getLogger(__name__)
+STRATEGIES = ("auto", "ddp", "fsdp")
+SHARDINGS = ("full", "hybrid")
+
+
+@dataclass
+class FSDPConfig:
+    """How FSDP2 shards the model. `hybrid` shards inside groups of `shard_size` ranks, replicates across them."""
+
+    sharding: str = "full"
+    shard_size: int | None = None  # hybrid only; default: the devices of one node
+    param_dtype: str | None = "bfloat16"  # compute dtype of gathered params on CUDA (reductions stay fp32)
+    reshard_after_forward: bool = True
+    cpu_offload: bool = False
+
+    def __post_init__(self) -> None:
+        if self.sharding not in SHARDINGS:
+            raise ValueError(f"unknown FSDP sharding {self.sharding!r}; choose one of {SHARDINGS}")
+
+
+def build_strategy(name: str, world_size: int, ddp_kwargs: dict[str, Any] | None = None) -> Strategy | str:
+    """Lightning strategy for a config name. FSDP uses every rank for data parallelism (no tensor parallel)."""
+    if name == "auto":
+        return "auto"
+    if name == "ddp":
+        return DDPStrategy(**(ddp_kwargs or {}))
+    if name == "fsdp":
+        return ModelParallelStrategy(data_parallel_size=world_size, tensor_parallel_size=1)
+    raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+
+
+def fsdp_mesh(config: FSDPConfig, world_mesh: DeviceMesh, devices_per_node: int) -> DeviceMesh:
+    """1-D mesh for full sharding, or a (replicate, shard) mesh for hybrid sharding across nodes."""
+    if config.sharding == "full":
+        return world_mesh
+    world = world_mesh.size()
+    shard = config.shard_size or devices_per_node
+    if world % shard:
+        raise ValueError(f"hybrid sharding: world size {world} is not a multiple of shard_size {shard}")
+    return init_device_mesh(world_mesh.device_type, (world // shard, shard), mesh_dim_names=("replicate", "shard"))
+
+
+def shard_model(model: nn.Module, blocks: list[nn.Module], mesh: DeviceMesh, config: FSDPConfig,
+                device: torch.device, forward_methods: tuple[str, ...] = ()) -> None:
+    """fully_shard each transformer block, then the root (patch embedding, embeddings, heads).
+
+    `forward_methods` are root methods other than `forward` that run the model (they unshard it too).
+    """
+    use_param_dtype = config.param_dtype and device.type == "cuda"
+    mp = MixedPrecisionPolicy(
+        param_dtype=getattr(torch, config.param_dtype) if use_param_dtype else None,
+        reduce_dtype=torch.float32 if use_param_dtype else None,
+    )
+    offload = CPUOffloadPolicy() if config.cpu_offload else OffloadPolicy()
+    for block in blocks:
+        fully_shard(block, mesh=mesh, mp_policy=mp, offload_policy=offload,
+                    reshard_after_forward=config.reshard_after_forward)
+    fully_shard(model, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=False)
+    for name in forward_methods:
+        register_fsdp_forward_method(model, name)
+
+
+def sharding_summary(model: nn.Module) -> tuple[int, int]:
+    """(parameter scalars held by this rank, parameter scalars of the whole model)."""
+    local = total = 0
+    for p in model.parameters():
+        total += p.numel()
+        local += p.to_local().numel() if hasattr(p, "to_local") else p.numel()
+    return local, total

@@ -1,0 +1,140 @@
+"""Configs compose, and real pretraining runs (1 process, 2-process DDP and FSDP2 over gloo) work end to end."""
+
+import csv
+import inspect
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from fourd.checkpoint import load_encoder
+from fourd.lit.run import mae_config
+from fourd.models.vit import count_parameters
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+EXPS = sorted(p.stem for p in (CONF / "exp").glob("*.yaml") if not p.stem.startswith("_"))
+TINY = ["data.batch_size=4", "data.num_workers=0", "data.dataset.num_clips=64", "trainer.log_every_n_steps=1",
+        "images.every_n_steps=2", "checkpoint.every_n_steps=2", "throughput_window=2"]
+
+
+def compose_train(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+@pytest.mark.parametrize("exp", EXPS)
+def test_every_experiment_composes_and_builds_on_meta(exp):
+    cfg = compose_train([f"+exp={exp}"])
+    config = mae_config(cfg.model)
+    from fourd.models.mae import MaskedAutoencoder
+    with torch.device("meta"):
+        model = MaskedAutoencoder(config)
+    assert count_parameters(model.encoder) > 0
+    if exp.startswith("vit_"):
+        assert config.encoder.patch_size == (2, 16, 16) and config.encoder.num_frames == 16
+        assert config.encoder.image_size == (224, 224) and config.mask_ratio == 0.95
+        assert cfg.trainer.precision == "auto"
+        big = exp in ("vit_g", "vit_bigg", "vit_e", "vit_22b")
+        assert cfg.strategy.name == ("fsdp" if big else "ddp")
+
+
+def test_experiment_names_are_distinct_without_case():
+    assert len({e.lower() for e in EXPS}) == len(EXPS)
+    assert {"demo", "vit_g", "vit_bigg", "vit_e", "vit_22b"} <= set(EXPS)
+
+
+def test_trainer_group_lists_every_trainer_argument():
+    cfg = compose_train([])
+    managed = {"self", "strategy", "callbacks", "logger", "plugins", "default_root_dir"}
+    expected = set(inspect.signature(L.Trainer.__init__).parameters) - managed
+    assert set(cfg.trainer) == expected
+
+
+def run_train(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "fourd.train", "+exp=demo", f"hydra.run.dir={tmp_path}", *TINY, *overrides]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc
+
+
+def logged_losses(run_dir: Path) -> dict[int, float]:
+    rows = csv.DictReader(open(run_dir / "csv" / "metrics.csv"))
+    return {int(r["step"]): float(r["train/loss"]) for r in rows if r.get("train/loss")}
+
+
+def assert_run_outputs(run_dir: Path, steps: int) -> None:
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert (run_dir / f"reconstructions/step_{steps:07d}.png").stat().st_size > 0
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    encoder = load_encoder(run_dir / "encoder.safetensors")
+    assert encoder.config.width == 128 and not any(k.startswith(("module.", "_orig_mod.", "encoder."))
+                                                   for k in encoder.state_dict())
+    losses = logged_losses(run_dir)
+    assert len(losses) == steps and all(v > 0 for v in losses.values())
+    header = open(run_dir / "csv" / "metrics.csv").readline()
+    for metric in ("lr-AdamW", "train/device/samples_per_sec", "train/device/items_per_sec", "data/skipped_videos"):
+        assert metric in header
+
+
+def test_dry_run_builds_vit_g(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "fourd.train", "+exp=vit_g", "dry_run=true",
+                           f"hydra.run.dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "encoder 1,014,378,880 params" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_single_process_run(tmp_path):
+    run_train(tmp_path, "trainer.max_steps=4")
+    assert_run_outputs(tmp_path, 4)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes(tmp_path):
+    proc = run_train(tmp_path, "trainer.max_steps=4", "trainer.devices=2", "strategy=ddp")
+    assert "distributed_backend=gloo" in proc.stdout + proc.stderr
+    assert "All distributed processes registered. Starting with 2 processes" in proc.stdout + proc.stderr
+    assert_run_outputs(tmp_path, 4)
+
+
+def sharding_lines(run_dir: Path) -> list[tuple[int, int, int]]:
+    text = "".join(p.read_text() for p in run_dir.glob("*.log"))
+    found = re.findall(r"FSDP2 rank (\d): mesh .* holds ([\d,]+) of ([\d,]+) parameter scalars", text)
+    return sorted({(int(r), int(a.replace(",", "")), int(b.replace(",", ""))) for r, a, b in found})
+
+
+@pytest.mark.slow
+def test_fsdp_two_processes_shards_checkpoints_resumes_and_exports(tmp_path):
+    run_train(tmp_path, "trainer.max_steps=4", "trainer.devices=2", "strategy=fsdp")
+    lines = sharding_lines(tmp_path)
+    assert [r for r, _, _ in lines] == [0, 1]
+    total = lines[0][2]
+    assert all(local < 0.6 * total for _, local, _ in lines)  # each rank holds about half
+    assert sum(local for _, local, _ in lines) == total
+    shards = sorted(p.name for p in (tmp_path / "checkpoints" / "last.ckpt").glob("*.distcp"))
+    assert shards == ["__0_0.distcp", "__1_0.distcp"]
+    assert_run_outputs(tmp_path, 4)
+    first = logged_losses(tmp_path)
+
+    proc = run_train(tmp_path, "trainer.max_steps=6", "trainer.devices=2", "strategy=fsdp", "resume=auto")
+    assert "Restored all states from the checkpoint" in proc.stdout + proc.stderr
+    resumed = logged_losses(tmp_path)
+    assert set(resumed) == {4, 5}  # continued at step 4, not from scratch
+    assert set(first) == {0, 1, 2, 3}
+
+
+@pytest.mark.slow
+def test_fsdp_hybrid_sharding_mesh(tmp_path):
+    run_train(tmp_path, "trainer.max_steps=2", "trainer.devices=2", "strategy=fsdp", "strategy.sharding=hybrid",
+              "strategy.shard_size=1")
+    text = "".join(p.read_text() for p in tmp_path.glob("*.log"))
+    assert "mesh (2, 1) (hybrid)" in text
