@@ -29,7 +29,8 @@ def infer_encoder_config(params: Mapping[str, np.ndarray], prefix: str, num_fram
     """Encoder architecture from tensor shapes (width, depth, heads, mlp, patch, position grid)."""
     kernel = params[f"{prefix}encoder/patch_embedding/Conv_0/kernel"]  # (pt, ph, pw, C, D)
     grid = params[f"{prefix}encoder/posenc/embeddings"].shape[:3]
-    depth = sum(1 for k in params if k.startswith(f"{prefix}processor/layers_") and k.endswith("attention/query/kernel"))
+    blocks = f"{prefix}processor/layers_"
+    depth = sum(1 for k in params if k.startswith(blocks) and k.endswith("attention/query/kernel"))
     block = f"{prefix}processor/layers_0/"
     _, heads, _ = params[f"{block}attention/query/kernel"].shape
     pt, ph, pw, in_chans, width = kernel.shape

@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from fourd.models.attention import dot_product_attention, reference_attention, resolve_backend, xformers_available
+from fourd.models.attention import (
+    dot_product_attention,
+    reference_attention,
+    resolve_backend,
+    xformers_available,
+)
 
 
 def qkv(device="cpu", dtype=torch.float32, n=37):

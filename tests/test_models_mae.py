@@ -1,8 +1,16 @@
 import pytest
 import torch
 
-from fourd.models.mae import (DecoderConfig, MAEConfig, MaskedAutoencoder, patchify, random_masking, tube_masking,
-                              unpatchify, visible_count)
+from fourd.models.mae import (
+    DecoderConfig,
+    MAEConfig,
+    MaskedAutoencoder,
+    patchify,
+    random_masking,
+    tube_masking,
+    unpatchify,
+    visible_count,
+)
 from fourd.models.vit import ViTConfig
 
 ENCODER = dict(width=32, depth=2, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)
@@ -90,3 +98,15 @@ def test_reconstruct_pastes_visible_input():
     same = (rec.pasted == video).all(dim=1).float().mean()  # half the tubelets are the input itself
     assert 0.45 < same < 0.55
     assert (rec.masked[rec.masked != video] == 0.5).all()
+
+
+def test_compiled_blocks_keep_names_and_outputs():
+    model = tiny_mae(mask_ratio=0.5).eval()
+    names = set(model.state_dict())
+    video = torch.rand(1, 3, 4, 32, 32)
+    masking = model.mask(1, video.device, torch.Generator().manual_seed(0))
+    eager = model(video, masking=masking).loss
+    for block in model.blocks:
+        block.compile()
+    assert set(model.state_dict()) == names  # no _orig_mod. prefixes
+    torch.testing.assert_close(model(video, masking=masking).loss, eager, atol=1e-5, rtol=1e-5)

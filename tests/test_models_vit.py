@@ -81,5 +81,5 @@ def test_grad_checkpointing_gives_same_gradients():
     model.zero_grad()
     model.set_grad_checkpointing(True)
     model(video).square().mean().backward()
-    for a, p in zip(plain, model.parameters()):
+    for a, p in zip(plain, model.parameters(), strict=True):
         torch.testing.assert_close(a, p.grad)

@@ -138,3 +138,17 @@ def test_fsdp_hybrid_sharding_mesh(tmp_path):
               "strategy.shard_size=1")
     text = "".join(p.read_text() for p in tmp_path.glob("*.log"))
     assert "mesh (2, 1) (hybrid)" in text
+
+
+@pytest.mark.parametrize("source,message", [("does/not/exist", "video source not found"),
+                                            ("EMPTY", "no videos")])
+def test_missing_or_empty_video_source_fails_at_start(tmp_path, source, message):
+    if source == "EMPTY":
+        source = str(tmp_path / "empty")
+        Path(source).mkdir()
+    proc = subprocess.run([sys.executable, "-m", "fourd.train", "+exp=demo", "data=video",
+                           f"data.dataset.source={source}", f"hydra.run.dir={tmp_path / 'run'}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert message in proc.stderr and source in proc.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -1,0 +1,1 @@
+"""Lightning glue: the pretraining module, strategies, data module, callbacks and run assembly."""
