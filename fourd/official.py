@@ -1,20 +1,43 @@
-"""Official 4DS (flax) checkpoint layout -> fourd encoder state dict.
+"""Official 4DS (flax) checkpoint layout -> fourd encoder and readout state dicts.
 
 Official keys are '/'-joined flax paths such as
 ``params/encoder/patch_embedding/Conv_0/kernel`` or ``params/processor/layers_3/attention/query/kernel``
-(inside the depth model the same subtree sits under ``params/layers_0/``).
+(inside the depth model the same subtree sits under ``params/layers_0/``, the readout under ``params/layers_2/``).
+
+The *_state_from_official functions map arrays to fourd names and layouts (numpy views where the layout allows)
+and hand each one to `convert` as soon as its block is mapped: by default a float32 torch tensor; a function such
+as ``lambda a: a.shape`` checks a checkpoint layout without materialising its weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import numpy as np
 import torch
 
+from fourd.models.readout import ReadoutConfig
 from fourd.models.vit import ViTConfig
 
 ENCODER_PREFIXES = ("params/", "params/layers_0/")
+READOUT_PREFIX = "params/layers_2/"  # the AttentionReadout inside the depth model's nn.Sequential
+# official readout module -> fourd AttentionReadout module
+_READOUT_LINEARS = {"key_embedding": "key", "value_embedding": "value", "Dense_0": "proj",
+                    "MLP_0/Dense_0": "mlp.fc1", "MLP_0/Dense_1": "mlp.fc2", "Dense_1": "head"}
+_READOUT_NORMS = {"LayerNorm_0": "norm", "LayerNorm_1": "norm_mlp"}
+
+Converted = TypeVar("Converted")
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """A contiguous float32 torch tensor (the default `convert` of the *_state_from_official functions)."""
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def _convert(arrays: Mapping[str, np.ndarray], convert: Callable[[np.ndarray], Converted]) -> dict[str, Converted]:
+    return {k: convert(v) for k, v in arrays.items()}
 
 
 def find_encoder_prefix(keys: set[str]) -> str:
@@ -78,17 +101,74 @@ def official_block_keys(prefix: str, index: int) -> list[str]:
 
 
 def encoder_state_from_official(
-    params: Mapping[str, np.ndarray], prefix: str, depth: int
-) -> tuple[dict[str, torch.Tensor], set[str]]:
+    params: Mapping[str, np.ndarray], prefix: str, depth: int,
+    convert: Callable[[np.ndarray], Converted] = to_tensor,
+) -> tuple[dict[str, Converted], set[str]]:
     """fourd encoder state dict from official arrays, and the set of official keys it consumed."""
-    state = {
+    state = _convert({
         "patch_embed.weight": params[f"{prefix}encoder/patch_embedding/Conv_0/kernel"].transpose(4, 3, 0, 1, 2),
         "patch_embed.bias": params[f"{prefix}encoder/patch_embedding/Conv_0/bias"],
         "pos_embed": params[f"{prefix}encoder/posenc/embeddings"],
-    }
+    }, convert)
     used = {f"{prefix}encoder/patch_embedding/Conv_0/kernel", f"{prefix}encoder/patch_embedding/Conv_0/bias",
             f"{prefix}encoder/posenc/embeddings"}
     for i in range(depth):
-        state.update(_block_state(params, f"{prefix}processor/layers_{i}/", f"blocks.{i}."))
+        state.update(_convert(_block_state(params, f"{prefix}processor/layers_{i}/", f"blocks.{i}."), convert))
         used.update(official_block_keys(prefix, i))
-    return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}, used
+    return state, used
+
+
+def infer_readout_config(
+    params: Mapping[str, np.ndarray], prefix: str = READOUT_PREFIX, encoder_width: int | None = None,
+    num_frames: int | None = None, readout_depth: float = 0.95, output_patch: tuple[int, int, int] = (2, 8, 8),
+) -> ReadoutConfig:
+    """Readout architecture from tensor shapes; `encoder_width` and `num_frames`, when given, are checked."""
+    width_in, heads, head_dim = params[f"{prefix}key_embedding/kernel"].shape
+    frames = params[f"{prefix}temporal_posenc/embeddings"].shape[0]
+    for name, given, found in (("encoder_width", encoder_width, width_in), ("num_frames", num_frames, frames)):
+        if given is not None and given != found:
+            raise ValueError(f"{name} {given} does not match the checkpoint's readout ({found})")
+    num_classes = params[f"{prefix}Dense_1/kernel"].shape[1]
+    channels, rest = divmod(num_classes, math.prod(output_patch))
+    if rest:
+        raise ValueError(f"{num_classes} outputs per query are not a multiple of the output patch {output_patch}")
+    return ReadoutConfig(
+        width=heads * head_dim,
+        heads=heads,
+        num_queries=params[f"{prefix}query"].shape[0],
+        num_classes=num_classes,
+        mlp=params[f"{prefix}MLP_0/Dense_0/kernel"].shape[1],
+        num_frames=frames,
+        readout_depth=readout_depth,
+        output_patch=output_patch,
+        output_channels=channels,
+        encoder_width=width_in,
+    )
+
+
+def official_readout_keys(prefix: str = READOUT_PREFIX) -> list[str]:
+    """Every official key of the AttentionReadout."""
+    keys = [f"{prefix}{name}/{p}" for name in _READOUT_LINEARS for p in ("kernel", "bias")]
+    keys += [f"{prefix}{name}/{p}" for name in _READOUT_NORMS for p in ("scale", "bias")]
+    return keys + [f"{prefix}query", f"{prefix}temporal_posenc/embeddings"]
+
+
+def readout_state_from_official(
+    params: Mapping[str, np.ndarray], prefix: str = READOUT_PREFIX,
+    convert: Callable[[np.ndarray], Converted] = to_tensor,
+) -> tuple[dict[str, Converted], set[str]]:
+    """fourd AttentionReadout state dict from official arrays, and the set of official keys it consumed.
+
+    DenseGeneral kernels (D, heads, P/heads) and the query (Q, heads, P/heads) flatten to P with heads slowest.
+    """
+    query = params[f"{prefix}query"]
+    state = {"query": query.reshape(query.shape[0], -1),
+             "temporal_posenc": params[f"{prefix}temporal_posenc/embeddings"]}
+    for src, dst in _READOUT_LINEARS.items():
+        kernel = params[f"{prefix}{src}/kernel"]
+        state[f"{dst}.weight"] = kernel.reshape(kernel.shape[0], -1).T
+        state[f"{dst}.bias"] = params[f"{prefix}{src}/bias"].reshape(-1)
+    for src, dst in _READOUT_NORMS.items():
+        state[f"{dst}.weight"] = params[f"{prefix}{src}/scale"]
+        state[f"{dst}.bias"] = params[f"{prefix}{src}/bias"]
+    return _convert(state, convert), set(official_readout_keys(prefix))

@@ -1,0 +1,168 @@
+"""The official 4DS attention readout and the depth model (frozen-encoder features -> dense depth).
+
+Numerically the official ``EncoderToReadout`` + ``AttentionReadout(match_vjepa_implementation=True)``: pick one
+feature of the encoder list, resize it along time with jax's cubic weights, then cross-attend learned queries
+(one per output patch for depth) to the normalised features and decode each query into a patch of values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from einops import rearrange
+from timm.layers import Mlp
+from torch import nn
+
+from fourd.models.attention import dot_product_attention
+from fourd.models.resize import resize_time
+from fourd.models.vit import LN_EPS, SpaceTimeViT, TanhGELU, ViTConfig, init_transformer_weights
+
+
+@dataclass
+class ReadoutConfig:
+    """An attention readout; the defaults are the released ViT-B ScanNet depth readout."""
+
+    width: int = 1024  # num_params P: width of keys, values and queries
+    heads: int = 16
+    num_queries: int = 6272  # one per output patch: 16*224*224 / (2*8*8)
+    num_classes: int = 128  # outputs per query: prod(output_patch) * output_channels
+    mlp: int = 4096
+    num_frames: int = 16  # features are resized to this many frames; one temporal embedding each
+    readout_depth: float = 0.95
+    output_patch: tuple[int, int, int] = (2, 8, 8)
+    output_channels: int = 1
+    encoder_width: int = 768
+    attn_backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.output_patch = tuple(self.output_patch)
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def readout_layer_index(num_features: int, readout_depth: float) -> int:
+    """Index of the feature the official readout reads: int(num_features * readout_depth) - 1."""
+    index = int(num_features * readout_depth) - 1
+    if not 0 <= index < num_features:  # the official code would silently wrap to features[-1]
+        raise ValueError(f"readout_depth {readout_depth} selects no feature of {num_features}")
+    return index
+
+
+def encoder_to_readout(
+    features: Sequence[torch.Tensor], grid: tuple[int, int, int], readout_depth: float, num_frames: int
+) -> torch.Tensor:
+    """The official EncoderToReadout: features[index] (B, t*h*w, D) -> (B, num_frames, h*w, D)."""
+    x = features[readout_layer_index(len(features), readout_depth)]
+    t, h, w = grid
+    x = rearrange(x, "b (t h w) d -> b t (h w) d", t=t, h=h, w=w)
+    return resize_time(x, num_frames, dim=1)
+
+
+class AttentionReadout(nn.Module):
+    """Learned queries cross-attend to (B, T, N, D) features; each query is decoded to num_classes values.
+
+    Subclasses with task queries override `queries`, or callers pass `query_tokens` to `forward`.
+    """
+
+    def __init__(self, config: ReadoutConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        self.norm = nn.LayerNorm(c.encoder_width, eps=LN_EPS)
+        self.temporal_posenc = nn.Parameter(torch.empty(c.num_frames, 1, c.encoder_width))
+        self.key = nn.Linear(c.encoder_width, c.width)
+        self.value = nn.Linear(c.encoder_width, c.width)
+        self.query = nn.Parameter(torch.empty(c.num_queries, c.width))
+        self.proj = nn.Linear(c.width, c.width)
+        self.norm_mlp = nn.LayerNorm(c.width, eps=LN_EPS)
+        self.mlp = Mlp(c.width, c.mlp, act_layer=TanhGELU)
+        self.head = nn.Linear(c.width, c.num_classes)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Truncated-normal(0.02) linears, queries and temporal embedding; unit LayerNorms."""
+        init_transformer_weights(self)
+        nn.init.trunc_normal_(self.query, std=0.02)
+        nn.init.trunc_normal_(self.temporal_posenc, std=0.02)
+
+    def queries(self, batch_size: int) -> torch.Tensor:
+        """(B, Q, P) query tokens: the learned queries, shared by the batch and used without projection."""
+        return self.query.expand(batch_size, -1, -1)
+
+    def forward(self, inputs: torch.Tensor, query_tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, N, D) features -> (B, Q, num_classes); `query_tokens` (B, Q, P) replace `queries(B)`."""
+        if inputs.shape[1] != self.config.num_frames:
+            raise ValueError(f"readout expects {self.config.num_frames} frames, got inputs {tuple(inputs.shape)}")
+        x = (self.norm(inputs) + self.temporal_posenc).flatten(1, 2)  # B (T N) D
+        query = self.queries(x.shape[0]) if query_tokens is None else query_tokens
+        q, k, v = (rearrange(y, "b n (h d) -> b n h d", h=self.config.heads)
+                   for y in (query, self.key(x), self.value(x)))
+        attended = rearrange(dot_product_attention(q, k, v, self.config.attn_backend), "b q h d -> b q (h d)")
+        token = query + self.proj(attended)
+        token = token + self.mlp(self.norm_mlp(token))
+        return self.head(token)
+
+
+def depth_from_patches(
+    out: torch.Tensor, output_shape: tuple[int, int, int], output_patch: tuple[int, int, int], channels: int = 1
+) -> torch.Tensor:
+    """(B, Q, p0*p1*p2*c) -> (B, T, H, W, c): queries are (t, h, w)-raster patches, values (p0, p1, p2, c)."""
+    (p0, p1, p2), (t, h, w) = output_patch, output_shape
+    return rearrange(out, "b (n0 n1 n2) (p0 p1 p2 c) -> b (n0 p0) (n1 p1) (n2 p2) c",
+                     n0=t // p0, n1=h // p1, n2=w // p2, p0=p0, p1=p1, p2=p2, c=channels)
+
+
+@dataclass
+class DepthConfig:
+    """Encoder + depth readout; the defaults are the released 4DS-B-dist-e ScanNet depth model."""
+
+    encoder: ViTConfig = field(default_factory=ViTConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
+
+    def __post_init__(self) -> None:
+        e, r = self.encoder, self.readout
+        if e.width != r.encoder_width:
+            raise ValueError(f"readout encoder_width {r.encoder_width} != encoder width {e.width}")
+        patches = math.prod(n // p for n, p in zip(self.output_shape, r.output_patch, strict=True))
+        if r.num_queries != patches or r.num_classes != math.prod(r.output_patch) * r.output_channels:
+            raise ValueError(f"{r.num_queries} queries x {r.num_classes} values do not tile {self.output_shape} "
+                             f"with patches {r.output_patch} x {r.output_channels} channels")
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        """(T, H, W) of the predicted depth."""
+        return (self.readout.num_frames, *self.encoder.image_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.to_dict(), "readout": self.readout.to_dict()}
+
+
+class DepthModel(nn.Module):
+    """The official depth model: 4DS encoder -> feature at readout_depth -> AttentionReadout -> depth map."""
+
+    def __init__(self, config: DepthConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = SpaceTimeViT(config.encoder)
+        self.readout = AttentionReadout(config.readout)
+
+    def features(self, video: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's official feature list."""
+        return self.encoder.features(video)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) video in [0, 1] -> raw depth (B, T, H, W) (channel axis kept if output_channels > 1)."""
+        r = self.config.readout
+        grid = tuple(n // p for n, p in zip(video.shape[2:], self.config.encoder.patch_size, strict=True))
+        tokens = encoder_to_readout(self.features(video), grid, r.readout_depth, r.num_frames)
+        depth = depth_from_patches(self.readout(tokens), (r.num_frames, *video.shape[3:]), r.output_patch,
+                                   r.output_channels)
+        return depth.squeeze(-1)
