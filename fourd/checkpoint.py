@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from fourd.models.readout import DepthConfig, DepthModel, ReadoutConfig
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 
 FORMAT = "fourd"
@@ -64,8 +65,11 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
         raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
 
 
-def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """load_state_dict that names every missing, unexpected and wrongly shaped key in one error."""
+def load_state_strict(module: nn.Module, state: Mapping[str, Any], source: str, check_only: bool = False) -> None:
+    """load_state_dict that names every missing, unexpected and wrongly shaped key in one error.
+
+    With `check_only` nothing is loaded (e.g. for a model on the meta device).
+    """
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -76,7 +80,8 @@ def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], sour
                     for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
                     if keys]
         raise CheckpointError(f"{source} does not match the model: " + "; ".join(problems))
-    module.load_state_dict(state, strict=True)
+    if not check_only:
+        module.load_state_dict(state, strict=True)
 
 
 def save_encoder(path: str | Path, encoder: SpaceTimeViT, state: Mapping[str, torch.Tensor] | None = None,
@@ -86,18 +91,39 @@ def save_encoder(path: str | Path, encoder: SpaceTimeViT, state: Mapping[str, to
                         encoder.config.to_dict(), extra)
 
 
-def load_encoder(path: str | Path, **config_overrides: Any) -> SpaceTimeViT:
-    """Rebuild an encoder from a fourd safetensors file (config from metadata), in eval mode."""
+def build_from_metadata(kind: str, config: dict[str, Any]) -> SpaceTimeViT | DepthModel:
+    """The model a file's metadata describes: kind 'encoder' or 'depth'."""
+    if kind == "encoder":
+        return SpaceTimeViT(ViTConfig(**config))
+    if kind == "depth":
+        return DepthModel(DepthConfig(ViTConfig(**config["encoder"]), ReadoutConfig(**config["readout"])))
+    raise CheckpointError(f"unknown model kind {kind!r} (expected 'encoder' or 'depth')")
+
+
+def load(path: str | Path, **encoder_overrides: Any) -> SpaceTimeViT | DepthModel:
+    """Load a fourd safetensors file (ours, or converted from an official .npz) in eval mode.
+
+    Returns the encoder, or encoder + readout (DepthModel) when the file has one. `encoder_overrides` change
+    encoder config fields that do not affect weights, e.g. attn_backend="reference".
+    """
     state, metadata = read_weights(path)
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path} has no fourd metadata (format/config); convert official .npz files first")
-    config = {**json.loads(metadata["config"]), **config_overrides}
-    if metadata.get("kind") == "mae":
-        config = config["encoder"]
-        state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+    kind, config = metadata.get("kind", "encoder"), json.loads(metadata["config"])
+    if encoder_overrides:
+        if kind == "depth":
+            config["encoder"] = {**config["encoder"], **encoder_overrides}
+        else:
+            config = {**config, **encoder_overrides}
     try:
-        encoder = SpaceTimeViT(ViTConfig(**config))
-    except TypeError as err:
-        raise CheckpointError(f"{path}: config in metadata is not a ViT config: {err}") from err
-    load_state_strict(encoder, state, str(path))
-    return encoder.eval()
+        model = build_from_metadata(kind, config)
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path}: the config in its metadata is invalid: {err}") from err
+    load_state_strict(model, state, str(path))
+    return model.eval()
+
+
+def load_encoder(path: str | Path, **encoder_overrides: Any) -> SpaceTimeViT:
+    """The encoder of a fourd safetensors file (also of a depth model), in eval mode."""
+    model = load(path, **encoder_overrides)
+    return model.encoder if isinstance(model, DepthModel) else model

@@ -18,7 +18,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from fourd.models.readout import ReadoutConfig
+from fourd.models.readout import DepthConfig, ReadoutConfig
 from fourd.models.vit import ViTConfig
 
 ENCODER_PREFIXES = ("params/", "params/layers_0/")
@@ -172,3 +172,33 @@ def readout_state_from_official(
         state[f"{dst}.weight"] = params[f"{prefix}{src}/scale"]
         state[f"{dst}.bias"] = params[f"{prefix}{src}/bias"]
     return _convert(state, convert), set(official_readout_keys(prefix))
+
+
+def official_model_config(
+    params: Mapping[str, np.ndarray], num_frames: int | None = None, readout_depth: float = 0.95,
+    output_patch: tuple[int, int, int] = (2, 8, 8),
+) -> ViTConfig | DepthConfig:
+    """The architecture of an official checkpoint: an encoder, or encoder + depth readout (depth layout).
+
+    Shapes give everything but the readout depth and the output patch, which default to the release.
+    """
+    prefix = find_encoder_prefix(set(params))
+    if f"{READOUT_PREFIX}query" not in params:
+        return infer_encoder_config(params, prefix, num_frames)
+    encoder_width = params[f"{prefix}encoder/posenc/embeddings"].shape[-1]
+    readout = infer_readout_config(params, READOUT_PREFIX, encoder_width, num_frames, readout_depth, output_patch)
+    return DepthConfig(infer_encoder_config(params, prefix, readout.num_frames), readout)
+
+
+def official_state(
+    params: Mapping[str, np.ndarray], config: ViTConfig | DepthConfig,
+    convert: Callable[[np.ndarray], Converted] = to_tensor,
+) -> tuple[dict[str, Converted], set[str]]:
+    """State dict of the fourd model for `config` (SpaceTimeViT or DepthModel) and every official key consumed."""
+    prefix = find_encoder_prefix(set(params))
+    if isinstance(config, ViTConfig):
+        return encoder_state_from_official(params, prefix, config.depth, convert)
+    encoder, used_encoder = encoder_state_from_official(params, prefix, config.encoder.depth, convert)
+    readout, used_readout = readout_state_from_official(params, READOUT_PREFIX, convert)
+    state = {**{f"encoder.{k}": v for k, v in encoder.items()}, **{f"readout.{k}": v for k, v in readout.items()}}
+    return state, used_encoder | used_readout

@@ -29,10 +29,9 @@ from fourd.official import (
     encoder_state_from_official,
     find_encoder_prefix,
     infer_encoder_config,
-    infer_readout_config,
+    official_model_config,
     official_readout_keys,
-    readout_state_from_official,
-    to_tensor,
+    official_state,
 )
 
 
@@ -125,32 +124,17 @@ def test_depth_config_checks_the_tiling():
 
 # --- official checkpoints ------------------------------------------------------------------------------------------
 
-def official_depth_state(
-    params: dict, config: DepthConfig, convert: Callable = to_tensor
-) -> tuple[dict[str, object], set[str]]:
-    """DepthModel state dict (converted by `convert`) and every official key consumed."""
-    encoder, used_encoder = encoder_state_from_official(params, "params/layers_0/", config.encoder.depth, convert)
-    readout, used_readout = readout_state_from_official(params, READOUT_PREFIX, convert)
-    state = {**{f"encoder.{k}": v for k, v in encoder.items()}, **{f"readout.{k}": v for k, v in readout.items()}}
-    return state, used_encoder | used_readout
-
-
-def official_depth_config(params: dict, output_patch: tuple[int, int, int]) -> DepthConfig:
-    encoder = infer_encoder_config(params, find_encoder_prefix(set(params)))
-    return DepthConfig(encoder, infer_readout_config(params, READOUT_PREFIX, encoder.width, output_patch=output_patch))
-
-
 @pytest.mark.parametrize("strong,tol", [(False, 1e-5), (True, 5e-5)])
 @pytest.mark.parametrize("backend", ["reference", "sdpa"])
 def test_depth_model_matches_jax(fixtures_dir, tiny_config, strong, tol, backend):
     params, io = load_fixture_pair(fixtures_dir, strong)
     hyper = tiny_config["hyperparameters"]
-    config = official_depth_config(params, tuple(hyper["decoding_patch_size"]))
+    config = official_model_config(params, output_patch=tuple(hyper["decoding_patch_size"]))
     config.encoder.attn_backend = config.readout.attn_backend = backend
     assert (config.readout.width, config.readout.heads, config.readout.num_queries) == (
         hyper["readout_num_params"], hyper["readout_num_heads"], hyper["readout_num_queries"])
     model = DepthModel(config).eval()
-    state, used = official_depth_state(params, config)
+    state, used = official_state(params, config)
     model.load_state_dict(state, strict=True)  # every parameter filled, nothing extra
     assert used == set(params)
     assert set(official_readout_keys()) == {k for k in params if k.startswith(READOUT_PREFIX)}
@@ -185,9 +169,9 @@ def meta_shapes(build: Callable[[], torch.nn.Module]) -> tuple[dict[str, tuple[i
 def test_vit_b_depth_checkpoint_coverage(fixtures_dir):
     listing = read_json(fixtures_dir, "r4d_keys_B.json")
     params = stand_ins(listing["keys"])
-    config = official_depth_config(params, (2, 8, 8))
+    config = official_model_config(params, output_patch=(2, 8, 8))
     assert config.encoder == ViTConfig() and config.readout == ReadoutConfig()  # the release defaults
-    shapes, used = official_depth_state(params, config, convert=shape_of)
+    shapes, used = official_state(params, config, convert=shape_of)
     expected, num_params = meta_shapes(lambda: DepthModel(config))
     assert shapes == expected
     assert used == set(params)
