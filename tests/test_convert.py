@@ -68,7 +68,8 @@ def test_encoder_only_layout(fixtures_dir, tmp_path, capsys):
 
 def test_readout_depth_override_is_stored(fixtures_dir, tmp_path, capsys):
     dst = tmp_path / "d.safetensors"
-    run_cli([fixtures_dir / "r4d_tiny" / "params.npz", dst, "--output-patch", "2,4,4", "--readout-depth", "0.5"], capsys)
+    src = fixtures_dir / "r4d_tiny" / "params.npz"
+    run_cli([src, dst, "--output-patch", "2,4,4", "--readout-depth", "0.5"], capsys)
     assert fourd.load(dst).config.readout.readout_depth == 0.5
 
 
