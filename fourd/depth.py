@@ -1,0 +1,37 @@
+"""`python -m fourd.depth VIDEO --ckpt DEPTH.safetensors --out OUT.mp4`: RGB | depth video + PNG frames."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from fourd.checkpoint import CheckpointError, load
+from fourd.data.video import VideoReadError
+from fourd.inference import depth_video
+from fourd.models.readout import DepthModel
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fourd.depth", description=__doc__)
+    parser.add_argument("video", help="any video decord/PyAV can read; resized to the model's resolution")
+    parser.add_argument("--ckpt", required=True, help="depth model safetensors (python -m fourd.convert ...)")
+    parser.add_argument("--out", required=True, help="output .mp4; PNG frames go to <out stem>_frames/")
+    parser.add_argument("--fps", type=int, default=8)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    try:
+        model = load(args.ckpt)
+        if not isinstance(model, DepthModel):
+            raise CheckpointError(f"{args.ckpt} holds an encoder without a depth readout")
+        path = depth_video(model.to(args.device), args.video, args.out, args.fps)
+    except (CheckpointError, FileNotFoundError, VideoReadError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} and {path.with_name(path.stem + '_frames')}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

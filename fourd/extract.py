@@ -1,0 +1,43 @@
+"""`python -m fourd.extract --ckpt X.safetensors --videos DIR_OR_CSV --out DIR`: features for other projects.
+
+Writes one safetensors per video (tensors layer_<i>, each (tokens, width), tokens in (t, h, w) raster order).
+Unreadable videos are skipped and listed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from fourd.checkpoint import CheckpointError, load_encoder
+from fourd.inference import extract_features
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fourd.extract", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, help="fourd safetensors (encoder or depth model)")
+    parser.add_argument("--videos", required=True, help="a folder of videos (recursive) or a CSV of paths")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--layer", type=int, nargs="+", default=None,
+                        help="feature-list indices (0 = tokens, i = input of block i-1; negative from the end); "
+                             "default: the readout layer at depth 0.95")
+    parser.add_argument("--stride", type=int, default=2, help="frame stride of the centre clip")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    try:
+        encoder = load_encoder(args.ckpt).to(args.device)
+        written, failed = extract_features(encoder, args.videos, args.out, args.layer, args.stride)
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(written)} feature files to {args.out}; skipped {len(failed)} unreadable videos")
+    for video, reason in failed.items():
+        print(f"  skipped {video}: {reason}", file=sys.stderr)
+    return 0 if written else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

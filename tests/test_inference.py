@@ -1,0 +1,97 @@
+"""Whole-video inference: the depth demo and feature extraction on real (small) video files."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors import safe_open
+from videos import write_broken_video, write_test_video
+
+from fourd.checkpoint import save_encoder
+from fourd.convert import convert_official
+from fourd.data.video import count_frames, read_frames
+from fourd.depth import main as depth_main
+from fourd.extract import main as extract_main
+from fourd.inference import clip_windows, colorize, feature_file_name
+from fourd.models.vit import SpaceTimeViT, ViTConfig
+
+
+@pytest.fixture
+def depth_ckpt(fixtures_dir, tmp_path):
+    return convert_official(fixtures_dir / "r4d_tiny" / "params.npz", tmp_path / "depth.safetensors",
+                            output_patch=(2, 4, 4))
+
+
+def test_clip_windows_cover_the_video_and_pad_the_last():
+    windows = list(clip_windows(10, 4))
+    assert windows == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 9, 9]]
+    assert list(clip_windows(8, 4)) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_colorize_maps_near_and_far_apart():
+    depth = np.linspace(1, 10, 32 * 32).reshape(1, 32, 32)
+    rgb = colorize(depth)
+    assert rgb.shape == (1, 32, 32, 3) and rgb.dtype == np.uint8
+    assert not np.array_equal(rgb[0, 0, 0], rgb[0, -1, -1])
+
+
+def test_depth_demo_on_a_video(depth_ckpt, tmp_path, capsys):
+    video = write_test_video(tmp_path / "in.mp4", num_frames=10, height=48, width=64)
+    out = tmp_path / "out" / "depth.mp4"
+    assert depth_main([str(video), "--ckpt", str(depth_ckpt), "--out", str(out)]) == 0
+    assert count_frames(out) == 10  # every input frame, although the model takes 4-frame clips
+    frame = read_frames(out, [0])[0]
+    assert frame.shape == (32, 64, 3)  # RGB | depth side by side, at the model's 32x32
+    pngs = sorted((tmp_path / "out" / "depth_frames").glob("*.png"))
+    assert len(pngs) == 10 and Image.open(pngs[0]).size == (64, 32)
+
+
+def test_depth_demo_rejects_undecodable_video_and_encoder_checkpoints(depth_ckpt, tmp_path, capsys):
+    out = tmp_path / "depth.mp4"
+    bad = write_broken_video(tmp_path / "bad.mp4", "truncated")
+    assert depth_main([str(bad), "--ckpt", str(depth_ckpt), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "bad.mp4" in err[0]
+    assert not out.exists() and not (tmp_path / "depth_frames").exists()
+    encoder = save_encoder(tmp_path / "enc.safetensors", SpaceTimeViT(ViTConfig(
+        width=32, depth=1, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)))
+    video = write_test_video(tmp_path / "in.mp4")
+    assert depth_main([str(video), "--ckpt", str(encoder), "--out", str(out)]) == 1
+    assert "without a depth readout" in capsys.readouterr().err
+
+
+def test_extract_features_skips_and_reports_bad_videos(tmp_path, capsys):
+    config = ViTConfig(width=32, depth=3, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)
+    ckpt = save_encoder(tmp_path / "enc.safetensors", SpaceTimeViT(config))
+    videos = tmp_path / "videos"
+    (videos / "sub").mkdir(parents=True)
+    write_test_video(videos / "a.mp4")
+    write_test_video(videos / "sub" / "b.mp4", colour=(200, 40, 40))
+    write_broken_video(videos / "c.mp4", "text")
+    out = tmp_path / "features"
+    assert extract_main(["--ckpt", str(ckpt), "--videos", str(videos), "--out", str(out), "--layer", "0", "-1"]) == 0
+    captured = capsys.readouterr()
+    assert "wrote 2 feature files" in captured.out and "skipped 1 unreadable" in captured.out
+    assert "c.mp4" in captured.err
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["a.safetensors", "sub__b.safetensors"]
+    with safe_open(str(out / "sub__b.safetensors"), "pt") as f:
+        assert set(f.keys()) == {"layer_0", "layer_3"}
+        assert f.get_tensor("layer_3").shape == (2 * 4 * 4, 32)
+        assert f.metadata()["video"].endswith("b.mp4")
+    default_out = tmp_path / "default"
+    extract_main(["--ckpt", str(ckpt), "--videos", str(videos), "--out", str(default_out)])
+    with safe_open(str(default_out / "a.safetensors"), "pt") as f:
+        assert list(f.keys()) == ["layer_2"]  # int(4 * 0.95) - 1, the readout layer
+
+
+def test_extract_with_only_bad_videos_fails(tmp_path, capsys):
+    ckpt = save_encoder(tmp_path / "enc.safetensors", SpaceTimeViT(ViTConfig(
+        width=32, depth=1, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)))
+    (tmp_path / "v").mkdir()
+    write_broken_video(tmp_path / "v" / "x.mp4", "empty")
+    assert extract_main(["--ckpt", str(ckpt), "--videos", str(tmp_path / "v"), "--out", str(tmp_path / "o")]) == 1
+
+
+def test_feature_file_names_are_flat_and_unique(tmp_path):
+    assert feature_file_name(tmp_path / "a" / "b" / "c.mp4", tmp_path) == "a__b__c.safetensors"
+    assert feature_file_name(tmp_path.parent / "x.mp4", tmp_path) == "x.safetensors"
