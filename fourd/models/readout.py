@@ -88,7 +88,7 @@ class AttentionReadout(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        """Truncated-normal(0.02) linears, queries and temporal embedding; unit LayerNorms."""
+        """Xavier-uniform linears, truncated-normal(0.02) queries and temporal embedding, unit LayerNorms."""
         init_transformer_weights(self)
         nn.init.trunc_normal_(self.query, std=0.02)
         nn.init.trunc_normal_(self.temporal_posenc, std=0.02)

@@ -8,6 +8,7 @@ Input video is (B, C, T, H, W) float in [0, 1].
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -101,14 +102,24 @@ class Block(nn.Module):
 
 
 def init_transformer_weights(module: nn.Module) -> None:
-    """MAE-style init with in-place ops only, so it also runs on sharded (DTensor) parameters."""
+    """MAE's init: xavier-uniform linears and patch embedding (as a linear map), zero biases, unit norms.
+
+    In-place ops only, so it also runs on sharded (DTensor) parameters after `to_empty`.
+    """
     for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv3d)):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+        elif isinstance(m, nn.Conv3d):  # as a linear map from the flattened tubelet to the width
+            fan_in, fan_out = math.prod(m.weight.shape[1:]), m.weight.shape[0]
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            nn.init.uniform_(m.weight, -bound, bound)
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+            continue
+        else:
+            continue
+        if m.bias is not None:
             nn.init.zeros_(m.bias)
 
 
