@@ -152,3 +152,13 @@ def test_missing_or_empty_video_source_fails_at_start(tmp_path, source, message)
     assert proc.returncode != 0
     assert message in proc.stderr and source in proc.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_enable_checkpointing_switches_the_checkpoint_callback(tmp_path, enabled):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from fourd.lit.run import build_trainer
+    cfg = compose_train(["+exp=demo", f"trainer.enable_checkpointing={enabled}"])
+    trainer = build_trainer(cfg, tmp_path, tokens_per_clip=256)
+    assert any(isinstance(c, ModelCheckpoint) for c in trainer.callbacks) == enabled

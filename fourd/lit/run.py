@@ -73,14 +73,16 @@ def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Tra
     ddp_kwargs = {k: strategy_cfg[k] for k in ("find_unused_parameters", "gradient_as_bucket_view")
                   if k in strategy_cfg}
     callbacks = [
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", every_n_train_steps=cfg.checkpoint.every_n_steps,
-                        save_last=True, save_top_k=0),
         LearningRateMonitor(logging_interval="step"),
         ThroughputMonitor(batch_size_fn=lambda batch: batch["video"].shape[0],
                           length_fn=lambda batch: batch["video"].shape[0] * tokens_per_clip,
                           window_size=cfg.throughput_window),
         ReconstructionImages(run_dir / "reconstructions", cfg.images.every_n_steps, cfg.images.num_clips),
     ]
+    if trainer_kwargs["enable_checkpointing"] is not False:
+        every = cfg.checkpoint.every_n_steps
+        callbacks.append(ModelCheckpoint(run_dir / "checkpoints", every_n_train_steps=every, save_last=True,
+                                         save_top_k=0))
     if cfg.export_encoder:
         callbacks.append(EncoderExport(run_dir / "encoder.safetensors"))
     loggers = [TensorBoardLogger(run_dir, name="tensorboard", version=""), CSVLogger(run_dir, name="csv", version="")]
