@@ -1,0 +1,68 @@
+"""Depth metrics (standard Eigen definitions) and per-image least-squares scale/shift alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+
+def _prepare(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flatten (..., H, W) inputs to (images, pixels) float64 arrays and a bool mask that excludes gt <= 0."""
+    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    if pred.shape != gt.shape or pred.ndim < 2:
+        raise ValueError(f"pred and gt must share a (..., H, W) shape, got {pred.shape} and {gt.shape}")
+    mask = gt > 0
+    if valid is not None:
+        mask &= np.broadcast_to(np.asarray(valid, dtype=bool), gt.shape)
+    pixels = gt.shape[-2] * gt.shape[-1]
+    return pred.reshape(-1, pixels), gt.reshape(-1, pixels), mask.reshape(-1, pixels)
+
+
+def depth_metrics(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None) -> dict[str, float]:
+    """AbsRel, delta1-3 and RMSE of depth maps ``pred``, ``gt`` of shape (..., H, W) (leading dims are images).
+
+    Each image is averaged over its valid pixels (``valid`` and gt > 0; ``valid`` defaults to gt > 0), then
+    the images are averaged; images without a valid pixel are skipped. pred <= 0 fails every delta.
+    Raises ValueError when no pixel is valid.
+    """
+    pred, gt, mask = _prepare(pred, gt, valid)
+    keep = mask.any(axis=1)
+    if not keep.any():
+        raise ValueError("no valid depth pixel")
+    pred, gt, mask = pred[keep], gt[keep], mask[keep]
+    gt = np.where(mask, gt, 1.0)  # invalid pixels are masked out below; this only keeps divisions finite
+    positive = pred > 0
+    safe_pred = np.where(positive, pred, 1.0)
+    ratio = np.where(positive, np.maximum(safe_pred / gt, gt / safe_pred), np.inf)
+
+    def image_mean(x: np.ndarray) -> np.ndarray:
+        return np.where(mask, x, 0.0).sum(axis=1) / mask.sum(axis=1)
+
+    metrics = {"abs_rel": image_mean(np.abs(pred - gt) / gt)}
+    for k in (1, 2, 3):
+        metrics[f"delta{k}"] = image_mean(ratio < 1.25**k)
+    metrics["rmse"] = np.sqrt(image_mean((pred - gt) ** 2))
+    return {name: float(values.mean()) for name, values in metrics.items()}
+
+
+def align_depth_scale(
+    pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None, shift: bool = False
+) -> np.ndarray:
+    """Per-image least-squares fit of ``s * pred`` (``s * pred + b`` with ``shift``) to ``gt``; returns it.
+
+    The fit uses the same valid pixels as :func:`depth_metrics`. Where the scale is undetermined (no valid
+    pixel, an all-zero prediction, or with ``shift`` a constant one) it is 1; the shift then matches the means.
+    Returns a float64 array of ``pred``'s shape.
+    """
+    shape = np.shape(pred)
+    pred, gt, mask = _prepare(pred, gt, valid)
+    p, g = np.where(mask, pred, 0.0), np.where(mask, gt, 0.0)
+    if shift:
+        n = np.maximum(mask.sum(axis=1), 1)
+        p_mean, g_mean = p.sum(axis=1) / n, g.sum(axis=1) / n
+        p = np.where(mask, p - p_mean[:, None], 0.0)
+        g = np.where(mask, g - g_mean[:, None], 0.0)
+    den = (p * p).sum(axis=1)
+    scale = np.divide((p * g).sum(axis=1), den, out=np.ones_like(den), where=den > 0)
+    offset = g_mean - scale * p_mean if shift else np.zeros_like(scale)
+    return (scale[:, None] * pred + offset[:, None]).reshape(shape)
