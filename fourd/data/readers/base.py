@@ -1,0 +1,102 @@
+"""What every reader shares: named entries, skipping bad ones with a warning, clip windows, image decoding."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from fourd.data.video import VideoReadError
+
+MAX_REASONS_SHOWN = 3
+
+
+class EntryError(ValueError):
+    """An entry of a dataset that cannot be used: missing, malformed, or undecodable."""
+
+
+class SkippingDataset(Dataset):
+    """Items read from named entries, each entry giving ``clips_per_entry`` consecutive items.
+
+    ``names[i]`` names entry i, which items carry as "index". ``skipped`` maps names to why they are
+    unusable: entries dropped while listing (reported in one warning at construction) and entries that
+    fail when read (warned about once, remembered, and replaced by the next item, like
+    :class:`fourd.data.clips.VideoClipDataset`); "skipped" counts the items passed over.
+    """
+
+    clips_per_entry = 1
+
+    def __init__(self, names: Sequence[str], skipped: Mapping[str, str], max_retries: int = 16) -> None:
+        if max_retries < 1:
+            raise ValueError(f"need max_retries >= 1, got {max_retries}")
+        self.names = list(names)
+        self.skipped = dict(skipped)
+        self.max_retries = max_retries
+        report_skipped(type(self).__name__, len(self.names), self.skipped)
+
+    def __len__(self) -> int:
+        return len(self.names) * self.clips_per_entry
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} out of range for {len(self)} items")
+        attempts = min(self.max_retries, len(self))
+        for offset in range(attempts):
+            entry, clip = divmod((index + offset) % len(self), self.clips_per_entry)
+            name = self.names[entry]
+            if name in self.skipped:
+                continue
+            try:
+                item = self.load(entry, clip)
+            except (EntryError, VideoReadError) as error:
+                warnings.warn(f"{type(self).__name__}: skipping {name}: {error}", stacklevel=2)
+                self.skipped[name] = str(error)
+                continue
+            return {**item, "index": torch.tensor(entry, dtype=torch.int64), "skipped": offset}
+        raise RuntimeError(
+            f"{type(self).__name__}: {attempts} consecutive unusable items from item {index}: check the dataset"
+        )
+
+    def load(self, entry: int, clip: int) -> dict[str, torch.Tensor]:
+        """The tensors of clip ``clip`` of entry ``entry``; raises EntryError or VideoReadError."""
+        raise NotImplementedError
+
+
+def report_skipped(owner: str, kept: int, skipped: Mapping[str, str]) -> None:
+    """One warning naming how many entries were dropped, with the first few reasons."""
+    if not skipped:
+        return
+    reasons = "; ".join(f"{name}: {reason}" for name, reason in list(skipped.items())[:MAX_REASONS_SHOWN])
+    more = ", ..." if len(skipped) > MAX_REASONS_SHOWN else ""
+    warnings.warn(f"{owner}: skipped {len(skipped)} entries, kept {kept} ({reasons}{more})", stacklevel=3)
+
+
+def clip_windows(length: int, num_frames: int, stride: int) -> list[slice]:
+    """The non-overlapping clips of ``num_frames`` frames ``stride`` apart in ``length`` frames, as slices."""
+    if num_frames < 1 or stride < 1:
+        raise ValueError(f"need positive sizes, got {num_frames=}, {stride=}")
+    span = (num_frames - 1) * stride + 1
+    return [slice(start, start + span, stride) for start in range(0, length - span + 1, span)]
+
+
+def read_rgb(source: Path | bytes) -> np.ndarray:
+    """uint8 (H, W, 3) from an image file or encoded image bytes; EntryError where it cannot be decoded."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as error:  # PIL: UnidentifiedImageError (an OSError), truncation
+        raise EntryError(f"cannot decode image: {type(error).__name__}: {error}") from error
+
+
+def stack_frames(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack equally sized frames, or raise EntryError."""
+    shapes = {frame.shape for frame in frames}
+    if len(shapes) != 1:
+        raise EntryError(f"frames of different sizes: {sorted(shapes)}")
+    return np.stack(frames)

@@ -1,0 +1,152 @@
+"""Action classification clips: Kinetics and Something-Something-v2 lists, and one dataset reading both.
+
+Kinetics: a CSV with columns ``label,youtube_id,time_start,time_end,split``; the video of a row is
+``<youtube_id>_<time_start:06d>_<time_end:06d>.mp4`` anywhere under the videos folder (flat, or in one
+folder per label). Something-Something-v2: a labels JSON ``{"Approaching something with your camera": "0",
+...}`` and a split JSON list of ``{"id": "78687", "template": "Holding [something] ...", ...}`` whose
+template without brackets is the label; the video is ``<id>.webm`` anywhere under the videos folder.
+Rows whose video is missing or whose label is unknown (or absent, as in test splits) are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from fourd.data.clips import sample_clip_indices
+from fourd.data.readers.base import SkippingDataset
+from fourd.data.transforms import ClipTransform
+from fourd.data.video import read_clip
+
+KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+
+
+@dataclass
+class ActionList:
+    """Labelled videos: ``names[i]`` is at ``paths[i]`` with class ``labels[i]``, an index into ``classes``."""
+
+    classes: list[str]
+    names: list[str] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> why it is not listed
+
+    def __post_init__(self) -> None:
+        self._class_index = {name: index for index, name in enumerate(self.classes)}
+
+    def add(self, name: str, path: Path | None, label: str | None) -> None:
+        """List a video, or record why it cannot be."""
+        if label not in self._class_index:
+            self.skipped[name] = f"unknown label {label!r}"
+        elif path is None:
+            self.skipped[name] = "video file not found"
+        else:
+            self.names.append(name)
+            self.paths.append(path)
+            self.labels.append(self._class_index[label])
+
+
+def kinetics_list(csv_path: str | Path, videos_root: str | Path, classes: Sequence[str] | None = None) -> ActionList:
+    """Videos of a Kinetics CSV; ``classes`` default to the CSV's labels, sorted (pass the training list's)."""
+    with Path(csv_path).open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    if rows and not set(KINETICS_COLUMNS) <= rows[0].keys():
+        raise ValueError(f"{csv_path} lacks Kinetics columns {KINETICS_COLUMNS}; has {sorted(rows[0])}")
+    if classes is None:
+        classes = sorted({row["label"] for row in rows if row["label"]})
+    actions = ActionList(list(classes))
+    videos = index_files(videos_root, ".mp4")
+    for number, row in enumerate(rows, start=2):
+        try:
+            name = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
+        except (TypeError, ValueError):
+            actions.skipped[f"line {number}"] = f"malformed row {row}"
+            continue
+        actions.add(name, videos.get(name), row["label"])
+    return actions
+
+
+def something_something_list(labels_json: str | Path, split_json: str | Path, videos_root: str | Path) -> ActionList:
+    """Videos of a Something-Something-v2 split, classes ordered by the labels JSON's indices."""
+    indices = {name: int(index) for name, index in json.loads(Path(labels_json).read_text()).items()}
+    actions = ActionList(sorted(indices, key=indices.__getitem__))
+    videos = index_files(videos_root, ".webm")
+    for number, entry in enumerate(json.loads(Path(split_json).read_text())):
+        if not isinstance(entry, dict) or "id" not in entry:
+            actions.skipped[f"entry {number}"] = f"no video id in {entry!r}"
+            continue
+        template = entry.get("template")
+        label = template.replace("[", "").replace("]", "") if isinstance(template, str) else None
+        actions.add(str(entry["id"]), videos.get(str(entry["id"])), label)
+    return actions
+
+
+def index_files(root: str | Path, suffix: str) -> dict[str, Path]:
+    """Stem -> path of the files ending in ``suffix`` under ``root``, at any depth, hidden files left out."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"videos folder not found: {root}")
+    return {path.stem: path for path in sorted(root.rglob(f"*{suffix}")) if not path.name.startswith(".")}
+
+
+class ActionClipDataset(SkippingDataset):
+    """{"video": uint8 (3, T, size, size), "label": int64, "index": video index} from an :class:`ActionList`.
+
+    Evaluation gives ``num_clips`` items per video, clips evenly spread over it, resized on the short side
+    and centre-cropped; group predictions by "index" to average them. Training draws a random clip and a
+    random resized crop and flip instead (pass ``flip=False`` for Something-Something-v2, whose labels name
+    directions). Unreadable videos are skipped when read, like
+    :class:`fourd.data.clips.VideoClipDataset`.
+    """
+
+    def __init__(
+        self,
+        actions: ActionList,
+        num_frames: int = 16,
+        stride: int = 2,
+        size: int = 224,
+        num_clips: int = 1,
+        train: bool = False,
+        flip: bool = True,
+        max_retries: int = 16,
+        backend: str | None = None,
+    ) -> None:
+        if num_frames < 1 or stride < 1 or num_clips < 1:
+            raise ValueError(f"need positive values, got {num_frames=}, {stride=}, {num_clips=}")
+        self.actions = actions
+        self.classes = actions.classes
+        self.num_frames = num_frames
+        self.stride = stride
+        self.clips_per_entry = num_clips
+        self.train = train
+        self.backend = backend
+        self.transform = ClipTransform(size, train=train, flip=flip)
+        super().__init__(actions.names, actions.skipped, max_retries)
+
+    def load(self, entry: int, clip: int) -> dict[str, torch.Tensor]:
+        frames = read_clip(self.actions.paths[entry], lambda length: self._indices(length, entry, clip), self.backend)
+        video = self.transform(torch.from_numpy(frames).permute(0, 3, 1, 2)).permute(1, 0, 2, 3).contiguous()
+        return {"video": video, "label": torch.tensor(self.actions.labels[entry], dtype=torch.int64)}
+
+    def _indices(self, length: int, entry: int, clip: int) -> list[int]:
+        if self.train:
+            # torch seeds each worker differently every epoch, reproducibly under seed_everything(workers=True)
+            rng = random.Random(f"{torch.initial_seed()}:{entry}:{clip}")
+            return sample_clip_indices(length, self.num_frames, self.stride, rng)
+        return spread_clip_indices(length, self.num_frames, self.stride, clip, self.clips_per_entry)
+
+
+def spread_clip_indices(length: int, num_frames: int, stride: int, clip: int, num_clips: int) -> list[int]:
+    """Indices of clip ``clip`` of ``num_clips`` whose starts divide the valid starts evenly (one: centred).
+
+    A video shorter than a clip repeats its last frame, as in :func:`fourd.data.clips.sample_clip_indices`.
+    """
+    last_start = max(length - ((num_frames - 1) * stride + 1), 0)
+    start = (2 * clip + 1) * last_start // (2 * num_clips)
+    return [min(start + k * stride, length - 1) for k in range(num_frames)]
