@@ -7,7 +7,6 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,6 +20,7 @@ from fourd.data.transforms import ClipTransform
 from fourd.data.video import VideoReadError, count_frames, read_frames, write_video
 from fourd.models.readout import DepthModel, readout_layer_index
 from fourd.models.vit import SpaceTimeViT
+from fourd.viz import colorize
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,6 @@ def predict_depth(model: DepthModel, frames: np.ndarray, progress: bool = True) 
         depth = model(to_model_input(frames[indices], size).to(device))[0].float().cpu().numpy()
         depths.append(depth[: len(set(indices))])
     return np.concatenate(depths)
-
-
-def colorize(depth: np.ndarray, cmap: str = "turbo") -> np.ndarray:
-    """Depth (..., H, W) -> uint8 RGB (..., H, W, 3), near = warm; the 2-98th percentiles span the map."""
-    low, high = np.percentile(depth, [2, 98])
-    scaled = (depth - low) / max(high - low, 1e-8)
-    return (matplotlib.colormaps[cmap](1 - np.clip(scaled, 0, 1))[..., :3] * 255).astype(np.uint8)
 
 
 def depth_video(model: DepthModel, src: str | Path, out: str | Path, fps: int = 8, progress: bool = True) -> Path:

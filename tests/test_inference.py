@@ -11,8 +11,9 @@ from fourd.convert import convert_official
 from fourd.data.video import count_frames, read_frames
 from fourd.depth import main as depth_main
 from fourd.extract import main as extract_main
-from fourd.inference import clip_windows, colorize, feature_file_name
+from fourd.inference import clip_windows, feature_file_name
 from fourd.models.vit import SpaceTimeViT, ViTConfig
+from fourd.viz import colorize
 
 
 @pytest.fixture
