@@ -1,0 +1,74 @@
+"""What every 4D probe task is: queries for the shared attention readout, outputs per query, a loss, metrics."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ClipGeometry:
+    """Shapes of the probe data that size the task's queries and outputs."""
+
+    num_frames: int
+    height: int
+    width: int
+    num_points: int = 0
+    num_objects: int = 0
+    num_classes: int = 0
+
+
+class FourierEmbedding(nn.Module):
+    """Coordinates in [0, 1]^k -> sin/cos features at octave frequencies -> linear -> width."""
+
+    def __init__(self, dims: int, width: int, num_bands: int = 8) -> None:
+        super().__init__()
+        self.register_buffer("freqs", (2.0 ** torch.arange(num_bands)) * math.pi, persistent=False)
+        self.proj = nn.Linear(dims * (2 * num_bands + 1), width)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        angles = coords[..., None] * self.freqs  # (..., k, bands)
+        features = torch.cat([coords[..., None], angles.sin(), angles.cos()], dim=-1).flatten(-2)
+        return self.proj(features)
+
+
+class ProbeTask(nn.Module, ABC):
+    """A probe on a frozen encoder. The readout is owned by the probe module; the task owns what is specific.
+
+    Subclasses set `name`, `num_queries` and `outputs_per_query`, and implement `loss`, `predict`, `metrics`.
+    Tasks whose queries depend on the clip (points, boxes) override `query_tokens`.
+    """
+
+    name = "task"
+    num_queries = 1
+    outputs_per_query = 1
+
+    def __init__(self, geometry: ClipGeometry, readout_width: int) -> None:
+        super().__init__()
+        self.geometry = geometry
+        self.readout_width = readout_width
+
+    def query_tokens(self, batch: dict[str, torch.Tensor], learned: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """(B, Q, P) query tokens; by default the readout's learned queries (Q, P), shared by the batch."""
+        return learned.expand(batch_size, -1, -1)
+
+    @abstractmethod
+    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Training loss from the readout output (B, Q, outputs_per_query)."""
+
+    @abstractmethod
+    def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Predictions of a batch, in the units of the ground truth."""
+
+    @abstractmethod
+    def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Metrics of a whole split: `preds` and `batch` are concatenated over all test batches."""
+
+    @abstractmethod
+    def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
+        """Write a PNG showing predictions against ground truth for the first clips of `batch`."""
