@@ -45,8 +45,8 @@ def predict_depth(model: DepthModel, frames: np.ndarray, progress: bool = True) 
     size = model.config.encoder.image_size
     depths = []
     windows = list(clip_windows(len(frames), window))
+    device = next(model.parameters()).device
     for indices in tqdm(windows, desc="depth", unit="clip", disable=not progress):
-        device = next(model.parameters()).device
         depth = model(to_model_input(frames[indices], size).to(device))[0].float().cpu().numpy()
         depths.append(depth[: len(set(indices))])
     return np.concatenate(depths)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from math import prod
 from typing import Any
 
 import lightning as L
@@ -43,10 +42,6 @@ class PretrainModule(L.LightningModule):
         self.fsdp_config = FSDPConfig(**(fsdp or {}))
         self.model: MaskedAutoencoder | None = None
         self.skipped_videos = 0
-
-    @property
-    def tokens_per_clip(self) -> int:
-        return prod(self.mae_config.encoder.grid)
 
     def configure_model(self) -> None:
         if self.model is not None:

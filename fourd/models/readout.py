@@ -7,7 +7,6 @@ feature of the encoder list, resize it along time with jax's cubic weights, then
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from torch import nn
 
 from fourd.models.attention import dot_product_attention
 from fourd.models.resize import resize_time
-from fourd.models.vit import LN_EPS, SpaceTimeViT, TanhGELU, ViTConfig, init_transformer_weights
+from fourd.models.vit import LN_EPS, SpaceTimeViT, TanhGELU, ViTConfig, config_dict, init_transformer_weights
 
 
 @dataclass
@@ -45,7 +44,7 @@ class ReadoutConfig:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return config_dict(self)
 
 
 def readout_layer_index(num_features: int, readout_depth: float) -> int:

@@ -28,6 +28,11 @@ LN_EPS = 1e-6  # flax LayerNorm default (torch's is 1e-5)
 TanhGELU = partial(nn.GELU, approximate="tanh")  # flax nn.gelu default
 
 
+def config_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as plain JSON-ready values (tuples become lists), for checkpoint metadata."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
 @dataclass
 class ViTConfig:
     """Everything needed to rebuild an encoder; stored in checkpoint metadata."""
@@ -67,7 +72,7 @@ class ViTConfig:
         return self.num_frames // t, self.image_size[0] // h, self.image_size[1] // w
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return config_dict(self)
 
 
 class Attention(nn.Module):
