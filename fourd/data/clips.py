@@ -94,7 +94,7 @@ class VideoClipDataset(Dataset):
         return len(self.videos)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
-        # torch seeds each worker differently every epoch, reproducibly under seed_everything(workers=True)
+        # seeded per item in training (fourd.data.sampler.SeededItems); per worker and epoch by torch otherwise
         rng = random.Random(f"{torch.initial_seed()}:{index}") if self.train else None
         attempts = min(self.max_retries, len(self.videos))
         for skipped in range(attempts):

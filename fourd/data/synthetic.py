@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from fourd.data.sampler import item_seed
 
 TIME_PER_FRAME = 1.0 / 16.0  # motion speed is per frame, so longer clips move further, not faster
 WAVES_PER_TEXTURE = 4  # two blended sinusoids plus the two factors of a checker pattern
@@ -35,8 +36,7 @@ class SyntheticVideoDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         if not 0 <= index < self.num_clips:
             raise IndexError(f"clip {index} out of range for {self.num_clips} clips")
-        state = np.random.SeedSequence([self.seed, index]).generate_state(2, dtype=np.uint32)
-        generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+        generator = torch.Generator().manual_seed(item_seed(self.seed, index))
         return {"video": render_clip(generator, self.num_frames, self.size, self.num_shapes), "skipped": 0}
 
 

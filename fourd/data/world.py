@@ -38,6 +38,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from fourd.data.sampler import item_seed
 from fourd.data.synthetic import _oscillation, _uniform
 
 MOTIONS = ("left", "right", "forward", "backward", "orbit")
@@ -225,8 +226,7 @@ def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
 
 
 def _generator(seed: int, index: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, index]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.Generator().manual_seed(item_seed(seed, index))
 
 
 # ----------------------------------------------------------------------------------------------- scene
