@@ -8,6 +8,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from fourd.lit.nonfinite import NonFiniteLossError
 from fourd.lit.run import pretrain
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -15,7 +16,10 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    pretrain(cfg, Path(HydraConfig.get().runtime.output_dir))
+    try:
+        pretrain(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except NonFiniteLossError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from fourd.checkpoint import load_encoder
+from fourd.lit.checkpointing import RollingCheckpoint, latest_checkpoint
+from fourd.lit.logs import read_metric
 from fourd.lit.run import mae_config
 from fourd.models.vit import count_parameters
 
@@ -65,22 +67,17 @@ def run_train(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess
     return proc
 
 
-def logged_losses(run_dir: Path) -> dict[int, float]:
-    rows = csv.DictReader(open(run_dir / "csv" / "metrics.csv"))
-    return {int(r["step"]): float(r["train/loss"]) for r in rows if r.get("train/loss")}
-
-
 def assert_run_outputs(run_dir: Path, steps: int) -> None:
-    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert latest_checkpoint(run_dir / "checkpoints").name == f"step_{steps:09d}.ckpt"
     assert (run_dir / f"reconstructions/step_{steps:07d}.png").stat().st_size > 0
     assert (run_dir / ".hydra" / "config.yaml").exists()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     encoder = load_encoder(run_dir / "encoder.safetensors")
     assert encoder.config.width == 128 and not any(k.startswith(("module.", "_orig_mod.", "encoder."))
                                                    for k in encoder.state_dict())
-    losses = logged_losses(run_dir)
+    losses = read_metric(run_dir, "train/loss")
     assert len(losses) == steps and all(v > 0 for v in losses.values())
-    header = open(run_dir / "csv" / "metrics.csv").readline()
+    header = open(run_dir / "csv" / "version_0" / "metrics.csv").readline()
     for metric in ("lr-AdamW", "train/device/samples_per_sec", "train/device/items_per_sec", "data/skipped_videos"):
         assert metric in header
 
@@ -120,16 +117,17 @@ def test_fsdp_two_processes_shards_checkpoints_resumes_and_exports(tmp_path):
     total = lines[0][2]
     assert all(local < 0.6 * total for _, local, _ in lines)  # each rank holds about half
     assert sum(local for _, local, _ in lines) == total
-    shards = sorted(p.name for p in (tmp_path / "checkpoints" / "last.ckpt").glob("*.distcp"))
+    shards = sorted(p.name for p in (tmp_path / "checkpoints" / "step_000000004.ckpt").glob("*.distcp"))
     assert shards == ["__0_0.distcp", "__1_0.distcp"]
     assert_run_outputs(tmp_path, 4)
-    first = logged_losses(tmp_path)
 
     proc = run_train(tmp_path, "trainer.max_steps=6", "trainer.devices=2", "strategy=fsdp", "resume=auto")
     assert "Restored all states from the checkpoint" in proc.stdout + proc.stderr
-    resumed = logged_losses(tmp_path)
-    assert set(resumed) == {4, 5}  # continued at step 4, not from scratch
-    assert set(first) == {0, 1, 2, 3}
+    resumed = read_metric(tmp_path, "train/loss")
+    assert set(resumed) == {0, 1, 2, 3, 4, 5}
+    second_attempt = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "csv" / "version_1" / "metrics.csv"))
+                      if r.get("train/loss")]
+    assert second_attempt == [4, 5]  # continued at step 4, not from scratch
 
 
 @pytest.mark.slow
@@ -161,4 +159,5 @@ def test_enable_checkpointing_switches_the_checkpoint_callback(tmp_path, enabled
     from fourd.lit.run import build_trainer
     cfg = compose_train(["+exp=demo", f"trainer.enable_checkpointing={enabled}"])
     trainer = build_trainer(cfg, tmp_path, tokens_per_clip=256)
-    assert any(isinstance(c, ModelCheckpoint) for c in trainer.callbacks) == enabled
+    assert any(isinstance(c, RollingCheckpoint) for c in trainer.callbacks) == enabled
+    assert not any(isinstance(c, ModelCheckpoint) for c in trainer.callbacks)  # Lightning adds none of its own

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,13 @@ def full_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 class EncoderExport(L.Callback):
     """At the end of training writes the encoder alone, unwrapped, to one safetensors with its config."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, skip_if: Callable[[], bool] = lambda: False) -> None:
         self.path = Path(path)
+        self.skip_if = skip_if  # e.g. a preempted run: its encoder is not the finished one
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.skip_if():
+            return
         state = full_state_dict(pl_module.model)
         if trainer.is_global_zero:
             encoder = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}

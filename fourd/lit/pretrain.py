@@ -11,7 +11,11 @@ import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 from torch.optim.lr_scheduler import LambdaLR
 
+from fourd.data.sampler import item_seed
+from fourd.lit.distributed import any_rank
+from fourd.lit.nonfinite import BadStepCounter
 from fourd.lit.optim import OptimConfig, build_adamw, scaled_lr, warmup_cosine
+from fourd.lit.rng import gather_rng_states, set_rng_states
 from fourd.lit.strategy import FSDPConfig, fsdp_mesh, shard_model, sharding_summary
 from fourd.models.flops import mae_flops
 from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
@@ -34,7 +38,8 @@ class PretrainModule(L.LightningModule):
     """
 
     def __init__(self, model: dict[str, Any], optim: dict[str, Any], fsdp: dict[str, Any] | None = None,
-                 grad_checkpointing: bool = False, compile: bool = False) -> None:
+                 grad_checkpointing: bool = False, compile: bool = False, seed: int = 0,
+                 max_bad_steps: int = 10) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.mae_config = mae_config_from_dict(model)
@@ -42,6 +47,8 @@ class PretrainModule(L.LightningModule):
         self.fsdp_config = FSDPConfig(**(fsdp or {}))
         self.model: MaskedAutoencoder | None = None
         self.skipped_videos = 0
+        self.bad_steps = BadStepCounter(max_bad_steps)
+        self._rng_states_to_restore: dict[str, Any] | None = None
 
     def configure_model(self) -> None:
         if self.model is not None:
@@ -69,13 +76,43 @@ class PretrainModule(L.LightningModule):
                  f"this rank holds {local:,} of {total:,} parameter scalars")
         return model
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def masking_generator(self, batch: dict[str, torch.Tensor]) -> torch.Generator:
+        """Masks depend only on (seed, epoch, stream position, rank), so a resumed run draws the same masks."""
+        seed = item_seed(self.hparams.seed, int(batch["epoch"][0]), int(batch["position"][0]), self.global_rank)
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         video = batch["video"].float().div_(255)  # uint8 over the wire, float on device
-        loss = self.model(video).loss
+        loss = self.model(video, generator=self.masking_generator(batch)).loss
         self.skipped_videos += int(batch["skipped"].sum())
-        self.log("train/loss", loss, prog_bar=True)
         self.log("data/skipped_videos", float(self.skipped_videos), reduce_fx="sum", sync_dist=True)
-        return loss
+        finite = not any_rank(not bool(torch.isfinite(loss)), loss.device)
+        self.bad_steps.update(finite, self.global_step, loss)
+        self.log("train/skipped_steps", float(self.bad_steps.total))
+        self.log("train/loss", loss, prog_bar=True)
+        return loss if finite else None  # None: no backward, no update; every rank skips this step together
+
+    def on_train_end(self) -> None:
+        if self.skipped_videos:
+            log.warning(f"rank {self.global_rank}: skipped {self.skipped_videos} unreadable video reads "
+                        "(see the warnings above for the files)")
+        if self.bad_steps.total:
+            log.warning(f"skipped {self.bad_steps.total} steps with a non-finite loss")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = gather_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if states is None or len(states) != self.trainer.world_size:
+            log.warning("checkpoint has no random generator states for this number of ranks: not restoring them")
+            return
+        self._rng_states_to_restore = states[self.global_rank]
+
+    def on_train_start(self) -> None:
+        if self._rng_states_to_restore is not None:  # as late as possible: the loop starts drawing right after
+            set_rng_states(self._rng_states_to_restore)
+            self._rng_states_to_restore = None
 
     def global_batch_size(self) -> int:
         return self.trainer.datamodule.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches

@@ -10,12 +10,15 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.callbacks import LearningRateMonitor, ThroughputMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from fourd.lit.callbacks import EncoderExport, ReconstructionImages
+from fourd.lit.checkpointing import RollingCheckpoint, latest_checkpoint
 from fourd.lit.data import VideoDataModule
+from fourd.lit.logs import training_loggers
+from fourd.lit.preemption import Preemption
 from fourd.lit.pretrain import PretrainModule
 from fourd.lit.strategy import build_strategy
 from fourd.models.flops import mae_flops
@@ -51,19 +54,24 @@ def world_size(trainer_cfg: DictConfig) -> int:
 
 
 def resolve_resume(resume: str | None, checkpoint_dir: Path) -> str | None:
-    """None, 'auto' (last checkpoint of this run directory, if any) or an explicit path that must exist."""
+    """None, 'auto' (newest complete checkpoint of this run directory, if any) or a path that must exist."""
     if resume in (None, "", "none"):
         return None
     if resume == "auto":
-        last = checkpoint_dir / "last.ckpt"
-        if last.exists():
-            log.info(f"resuming from {last}")
-            return str(last)
-        log.info(f"resume=auto: no checkpoint in {checkpoint_dir} yet, starting fresh")
+        latest = latest_checkpoint(checkpoint_dir)
+        if latest is not None:
+            log.info(f"resuming from {latest}")
+            return str(latest)
+        log.info(f"resume=auto: no complete checkpoint in {checkpoint_dir} yet, starting fresh")
         return None
     if not Path(resume).exists():
         raise FileNotFoundError(f"resume={resume}: no such checkpoint")
     return resume
+
+
+def cluster_plugins() -> list[Any]:
+    """On SLURM, fourd's Preemption callback saves and requeues: Lightning's own auto-requeue stays off."""
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Trainer:
@@ -79,15 +87,18 @@ def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Tra
                           window_size=cfg.throughput_window),
         ReconstructionImages(run_dir / "reconstructions", cfg.images.every_n_steps, cfg.images.num_clips),
     ]
+    checkpoint = None
     if trainer_kwargs["enable_checkpointing"] is not False:
-        every = cfg.checkpoint.every_n_steps
-        callbacks.append(ModelCheckpoint(run_dir / "checkpoints", every_n_train_steps=every, save_last=True,
-                                         save_top_k=0))
+        checkpoint = RollingCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last)
+        callbacks.append(checkpoint)
+    trainer_kwargs["enable_checkpointing"] = False  # fourd's RollingCheckpoint replaces Lightning's ModelCheckpoint
+    preemption = Preemption(checkpoint)
+    callbacks.append(preemption)
     if cfg.export_encoder:
-        callbacks.append(EncoderExport(run_dir / "encoder.safetensors"))
-    loggers = [TensorBoardLogger(run_dir, name="tensorboard", version=""), CSVLogger(run_dir, name="csv", version="")]
+        callbacks.append(EncoderExport(run_dir / "encoder.safetensors", skip_if=lambda: preemption.preempted))
+    loggers = training_loggers(run_dir, flush_every_n_steps=trainer_kwargs["log_every_n_steps"])
     return L.Trainer(**trainer_kwargs, strategy=build_strategy(strategy_cfg.name, world_size(cfg.trainer), ddp_kwargs),
-                     callbacks=callbacks, logger=loggers, default_root_dir=run_dir)
+                     callbacks=callbacks, logger=loggers, default_root_dir=run_dir, plugins=cluster_plugins())
 
 
 def describe(config: MAEConfig) -> str:
@@ -104,12 +115,13 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
     log.info(f"model: {describe(config)}")
     L.seed_everything(cfg.seed, workers=True)
     data_kwargs = {k: v for k, v in cfg.data.items() if k != "dataset"}
-    datamodule = VideoDataModule(instantiate(cfg.data.dataset), **data_kwargs)
+    datamodule = VideoDataModule(instantiate(cfg.data.dataset), **data_kwargs, seed=cfg.seed)
     module = PretrainModule(
         model=config.to_dict(), optim=OmegaConf.to_container(cfg.optimizer, resolve=True),
         fsdp={k: cfg.strategy[k] for k in ("sharding", "shard_size", "param_dtype", "reshard_after_forward",
                                             "cpu_offload") if k in cfg.strategy},
-        grad_checkpointing=cfg.strategy.activation_checkpointing, compile=cfg.compile,
+        grad_checkpointing=cfg.strategy.activation_checkpointing, compile=cfg.compile, seed=cfg.seed,
+        max_bad_steps=cfg.max_bad_steps,
     )
     trainer = build_trainer(cfg, run_dir, prod(config.encoder.grid))
     if cfg.dry_run:
