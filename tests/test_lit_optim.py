@@ -40,8 +40,9 @@ def test_warmup_then_cosine():
     assert warmup_cosine(500, 10, 110, 0.01) == pytest.approx(0.01)
 
 
-def test_adamw_betas_and_unfused_on_cpu(model):
+def test_adamw_betas_and_fused_kernel_by_default(model):
     opt = build_adamw(model, OptimConfig(), lr=1e-3, no_decay_names=model.no_weight_decay())
-    assert opt.defaults["betas"] == (0.9, 0.95) and not opt.defaults["fused"]
+    assert opt.defaults["betas"] == (0.9, 0.95) and opt.defaults["fused"]
+    assert not build_adamw(model, OptimConfig(fused=False), 1e-3, model.no_weight_decay()).defaults["fused"]
     model(torch.rand(2, 3, 4, 32, 32)).loss.backward()
     opt.step()

@@ -1,0 +1,1 @@
+"""Throughput benchmarks of full pretraining steps, the data loader and encoder inference."""

@@ -1,0 +1,200 @@
+"""The three benchmarks of `tools/bench.py`, each a dict ready for one JSON line: pretraining steps
+(optionally against the plain reference), encoder inference, and the data loader."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass
+from math import prod
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from fourd.bench.build import (
+    DTYPES,
+    build_inference_encoder,
+    build_mae,
+    build_reference,
+    fourd_optimizer,
+    pretrain_step,
+    reference_optimizer,
+    single_process_group,
+)
+from fourd.bench.loader import loader_clips_per_s
+from fourd.bench.timing import matmul_peak_flops, median, time_rounds, warm_up
+from fourd.lit.data import VideoDataModule
+from fourd.lit.optim import OptimConfig, scaled_lr
+from fourd.lit.run import mae_config
+from fourd.lit.strategy import FSDPConfig
+from fourd.models.attention import resolve_backend
+from fourd.models.flops import encoder_flops, mae_flops
+from fourd.models.mae import MAEConfig, MaskedAutoencoder
+from fourd.models.vit import SpaceTimeViT, count_parameters
+from fourd.train import CONFIG_DIR
+
+
+@dataclass
+class BenchOptions:
+    device: torch.device
+    dtype: str  # a key of DTYPES
+    steps: int = 10
+    warmup: int = 3
+    compare_reference: bool = False
+
+    def __post_init__(self) -> None:
+        self.device = torch.device(self.device)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}; choose one of {tuple(DTYPES)}")
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_dtype(device: str | torch.device) -> str:
+    """bf16 (autocast) on CUDA, fp32 elsewhere."""
+    return "bf16" if torch.device(device).type == "cuda" else "fp32"
+
+
+def compose_train(exp: str, overrides: list[str]) -> DictConfig:
+    """The train config of an experiment with Hydra overrides, as `python -m fourd.train +exp=EXP ...` sees it."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("train", overrides=[f"+exp={exp}", *overrides])
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
+
+def device_peak_flops(device: torch.device) -> float | None:
+    """The measured dense bf16 matmul FLOP/s on CUDA (the MFU denominator); None elsewhere."""
+    return matmul_peak_flops(device) if device.type == "cuda" else None
+
+
+def free_memory(device: torch.device) -> None:
+    """Release what the last benchmark left so the next one starts from an empty device."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def fsdp_config(cfg: DictConfig, dtype: str) -> FSDPConfig | None:
+    """FSDP2 settings of the strategy group when it is fsdp; gathered params stay fp32 in an fp32 benchmark."""
+    if cfg.strategy.name != "fsdp":
+        return None
+    fields = {f.name for f in dataclasses.fields(FSDPConfig)}
+    config = FSDPConfig(**{k: v for k, v in cfg.strategy.items() if k in fields})
+    return config if dtype == "bf16" else dataclasses.replace(config, param_dtype=None)
+
+
+def random_video(config: MAEConfig, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A batch (B, C, T, H, W) in [0, 1] already on the device: the content does not change the speed."""
+    e = config.encoder
+    return torch.rand(batch, e.in_chans, e.num_frames, *e.image_size, device=device).to(dtype)
+
+
+def throughput(seconds: float, batch: int, tokens: int, flops: int, peak: float | None) -> dict[str, Any]:
+    """Rates of one timed call that processes `batch` clips of `tokens` tokens and `flops` FLOPs; MFU against `peak`."""
+    achieved = flops / seconds
+    return {
+        "clips_per_s": round(batch / seconds, 3), "tokens_per_s": round(batch * tokens / seconds, 1),
+        "step_ms": round(seconds * 1e3, 3), "tflops": round(achieved / 1e12, 5),
+        "mfu": round(achieved / peak, 5) if peak else None, "peak_tflops": round(peak / 1e12, 2) if peak else None,
+    }
+
+
+def _pretrain_step(config: MAEConfig, cfg: DictConfig, opts: BenchOptions, reference: bool) -> Callable[[], None]:
+    """Model, optimizer and full training step of fourd (as configured) or of the plain reference."""
+    device, dtype, batch = opts.device, DTYPES[opts.dtype], cfg.data.batch_size
+    optim = OptimConfig(**OmegaConf.to_container(cfg.optimizer, resolve=True))
+    lr = scaled_lr(optim.base_lr, batch)
+    video = random_video(config, batch, device, torch.float32)
+    if reference:
+        model = build_reference(config, device)
+        return pretrain_step(lambda: model(video), model, reference_optimizer(model, optim, lr), device, dtype)
+    model = build_mae(config, device, fsdp_config(cfg, opts.dtype), cfg.compile, cfg.strategy.activation_checkpointing)
+    return pretrain_step(lambda: model(video).loss, model, fourd_optimizer(model, optim, lr), device, dtype)
+
+
+def bench_pretrain(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]:
+    """Full pretraining steps of fourd (as configured) and, if asked, of the plain reference.
+
+    With the reference both step in turn (ABAB...), so changing load on a shared machine hits both alike.
+    """
+    config, device, batch = mae_config(cfg.model), opts.device, cfg.data.batch_size
+    peak = device_peak_flops(device)
+    with torch.device("meta"):
+        params = count_parameters(MaskedAutoencoder(config))
+    sharded = cfg.strategy.name == "fsdp"
+    with single_process_group(device) if sharded else contextlib.nullcontext():
+        steps, memory = {}, {}
+        steps["fourd"], memory["fourd"] = warm_up(lambda: _pretrain_step(config, cfg, opts, False), opts.warmup, device)
+        if opts.compare_reference:
+            steps["reference"], memory["reference"] = warm_up(lambda: _pretrain_step(config, cfg, opts, True),
+                                                              opts.warmup, device)
+        seconds = {k: median(v) for k, v in time_rounds(steps, opts.steps, device, desc=" / ".join(steps)).items()}
+        del steps
+        free_memory(device)
+    flops = 3 * mae_flops(config)["total"] * batch
+    result = {
+        "exp": exp, "mode": "pretrain", "device": device_name(device), "dtype": opts.dtype, "batch": batch,
+        "mask_ratio": config.mask_ratio,
+        "attn": resolve_backend(config.encoder.attn_backend, device, DTYPES[opts.dtype]),
+        "compile": bool(cfg.compile), "checkpointing": bool(cfg.strategy.activation_checkpointing),
+        "strategy": cfg.strategy.name, "params": params, "flops_per_step": flops,
+        **throughput(seconds["fourd"], batch, prod(config.encoder.grid), flops, peak),
+        "peak_mem_gb": round(memory["fourd"], 3),
+        "reference_clips_per_s": None, "reference_peak_mem_gb": None, "speedup": None,
+        "steps": opts.steps, "warmup": opts.warmup,
+    }
+    if opts.compare_reference:
+        result.update(reference_clips_per_s=round(batch / seconds["reference"], 3),
+                      reference_peak_mem_gb=round(memory["reference"], 3),
+                      speedup=round(seconds["reference"] / seconds["fourd"], 4))
+    return result
+
+
+def bench_forward(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]:
+    """Inference of the encoder alone on whole clips (no masking, no decoder), weights in the benchmark dtype."""
+    config, device, batch, dtype = mae_config(cfg.model), opts.device, cfg.data.batch_size, DTYPES[opts.dtype]
+    peak = device_peak_flops(device)
+
+    def build() -> Callable[[], torch.Tensor]:
+        encoder = build_inference_encoder(config.encoder, device, dtype, cfg.compile)
+        video = random_video(config, batch, device, dtype)
+        return lambda: encoder(video)
+
+    with torch.no_grad():
+        forward, memory = warm_up(build, opts.warmup, device)
+        seconds = median(time_rounds({"forward": forward}, opts.steps, device, desc="forward")["forward"])
+    del forward
+    free_memory(device)
+    with torch.device("meta"):
+        params = count_parameters(SpaceTimeViT(config.encoder))
+    return {
+        "exp": exp, "mode": "forward", "device": device_name(device), "dtype": opts.dtype, "batch": batch,
+        "attn": resolve_backend(config.encoder.attn_backend, device, dtype), "compile": bool(cfg.compile),
+        "params": params,
+        **throughput(seconds, batch, prod(config.encoder.grid), encoder_flops(config) * batch, peak),
+        "peak_mem_gb": round(memory, 3),
+        "steps": opts.steps, "warmup": opts.warmup,
+    }
+
+
+def bench_loader(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]:
+    """Clips per second of the experiment's training loader (its dataset, workers, prefetch; pinned on CUDA)."""
+    data = {k: v for k, v in cfg.data.items() if k != "dataset"}
+    datamodule = VideoDataModule(instantiate(cfg.data.dataset), **data)
+    clips_per_s = loader_clips_per_s(datamodule.train_dataloader(), opts.steps, opts.warmup, opts.device)
+    return {
+        "exp": exp, "mode": "loader", "device": device_name(opts.device), "dataset": cfg.data.dataset._target_,
+        "batch": datamodule.batch_size, "num_workers": datamodule.num_workers,
+        "prefetch_factor": datamodule.prefetch_factor, "pin_memory": datamodule.pin_memory,
+        "clips_per_s": round(clips_per_s, 3), "batches": opts.steps, "warmup": opts.warmup,
+    }

@@ -1,0 +1,69 @@
+"""Throughput of full MAE pretraining steps (optionally against a plain reference), the loader, or inference.
+
+    python tools/bench.py --exp demo --steps 20 --compare-reference
+    python tools/bench.py --exp vit_l --batch 32 --compile            # bf16 autocast and MFU on CUDA
+    python tools/bench.py --exp demo --loader --steps 50                # the training data loader alone
+    python tools/bench.py --exp vit_22b --forward-only --batch 1        # encoder inference, bf16 weights
+
+Trailing arguments are Hydra overrides of the train config (model.size=l data.batch_size=32 ...).
+Prints one JSON line on stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from fourd.bench.build import DTYPES
+from fourd.bench.run import (
+    BenchOptions,
+    bench_forward,
+    bench_loader,
+    bench_pretrain,
+    compose_train,
+    default_device,
+    default_dtype,
+)
+from fourd.models.attention import BACKENDS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp", default="demo", help="experiment config (conf/exp/NAME.yaml)")
+    parser.add_argument("--batch", type=int, help="clips per step (data.batch_size)")
+    parser.add_argument("--mask-ratio", type=float, help="model.mask_ratio")
+    parser.add_argument("--attn", choices=BACKENDS, help="attention backend (model.attn_backend)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile each transformer block")
+    parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing per block")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), help="bf16 = autocast (weights too with --forward-only); "
+                        "default bf16 on CUDA, fp32 on CPU")
+    parser.add_argument("--device", default=default_device(), help="cuda, cuda:1, cpu, ... (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (batches with --loader)")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="untimed steps first (compilation, workers); then, with a model, one more measures memory")
+    parser.add_argument("--compare-reference", action="store_true", help="also time the plain reference MAE")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--loader", action="store_true", help="time the training data loader alone")
+    mode.add_argument("--forward-only", action="store_true", help="time encoder inference on whole clips")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the train config")
+    return parser.parse_args(argv)
+
+
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    """The options that are config values, as Hydra overrides (they win over the trailing ones)."""
+    values = {"data.batch_size": args.batch, "model.mask_ratio": args.mask_ratio, "model.attn_backend": args.attn,
+              "compile": args.compile or None, "strategy.activation_checkpointing": args.checkpointing or None}
+    return [f"{key}={value}" for key, value in values.items() if value is not None]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    cfg = compose_train(args.exp, [*args.overrides, *flag_overrides(args)])
+    opts = BenchOptions(args.device, args.dtype or default_dtype(args.device), args.steps, args.warmup,
+                        args.compare_reference)
+    bench = bench_loader if args.loader else bench_forward if args.forward_only else bench_pretrain
+    print(json.dumps(bench(args.exp, cfg, opts)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
