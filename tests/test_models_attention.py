@@ -29,6 +29,7 @@ def test_reference_is_softmax_attention_with_scaled_queries():
 
 def test_auto_is_sdpa_on_cpu_and_unknown_backend_rejected():
     assert resolve_backend("auto", torch.device("cpu")) == "sdpa"
+    assert resolve_backend("auto", torch.device("cpu"), torch.bfloat16) == "reference"  # faster there
     with pytest.raises(ValueError, match="unknown attention backend"):
         resolve_backend("flash9", torch.device("cpu"))
     with pytest.raises(RuntimeError, match="xformers"):

@@ -32,19 +32,25 @@ def xformers_available() -> bool:
         return False
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """Turn 'auto' into the fastest backend usable on `device`; reject unknown or unusable choices."""
+def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = torch.float32) -> str:
+    """Turn 'auto' into the fastest backend usable on `device`; reject unknown or unusable choices.
+
+    On CPU in bf16/fp16 the explicit product beats SDPA's CPU flash kernel (measured: 1.3x the whole
+    training step at demo size), so 'auto' takes it there.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; choose one of {BACKENDS}")
     if backend == "auto":
-        return "xformers" if device.type == "cuda" and xformers_available() else "sdpa"
+        if device.type == "cuda" and xformers_available():
+            return "xformers"
+        return "reference" if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16) else "sdpa"
     if backend == "xformers" and not (device.type == "cuda" and xformers_available()):
         raise RuntimeError("attention backend 'xformers' needs CUDA and a working xformers install")
     return backend
 
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Explicit softmax(q k^T / sqrt(d)) v with the softmax in float32 (readable, slow, for tests)."""
+    """Explicit softmax(q k^T / sqrt(d)) v with the softmax in float32 (readable; stores the N x N weights)."""
     scale = 1.0 / math.sqrt(q.shape[-1])
     logits = torch.einsum("bqhd,bkhd->bhqk", q * scale, k)
     weights = logits.float().softmax(dim=-1).to(v.dtype)
@@ -55,7 +61,7 @@ def dot_product_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = "auto"
 ) -> torch.Tensor:
     """Attention over (B, N, H, Dh) tensors with the chosen backend; returns (B, Nq, H, Dh)."""
-    backend = resolve_backend(backend, q.device)
+    backend = resolve_backend(backend, q.device, q.dtype)
     if backend == "xformers":
         from xformers.ops import memory_efficient_attention
 
