@@ -60,5 +60,5 @@ def test_data_module_resumes_at_the_next_batch_with_identical_clips():
     resumed_module.load_state_dict({"epoch": 0, "position": 8, "world_size": 1, "batch_size": 4})
     resumed = batches(resumed_module)
     assert len(fresh) == 5 and len(resumed) == 3
-    for a, b in zip(fresh[2:], resumed):
+    for a, b in zip(fresh[2:], resumed, strict=True):
         assert torch.equal(a["video"], b["video"]) and torch.equal(a["index"], b["index"])

@@ -41,6 +41,7 @@ class ReconstructionImages(L.Callback):
                            batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         if self.clips is None:  # the same clips every time, so pictures are comparable over training
             self.clips = batch["video"][: self.num_clips].detach().clone()
+        self.clips = self.clips.to(batch["video"].device)
         step = trainer.global_step  # counts optimizer steps, so accumulation batches share one
         if self.every_n_steps > 0 and step % self.every_n_steps == 0:
             self.write(trainer, pl_module, step)
@@ -48,6 +49,12 @@ class ReconstructionImages(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.clips is not None:
             self.write(trainer, pl_module, trainer.global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"clips": self.clips.cpu()} if self.clips is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.clips = state_dict.get("clips")  # a resumed run keeps drawing the same clips
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int) -> None:
         """All ranks reconstruct (a collective under FSDP); rank 0 writes the picture."""
