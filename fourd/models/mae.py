@@ -30,10 +30,12 @@ def visible_count(num_tokens: int, ratio: float) -> int:
     return max(1, int(num_tokens * (1.0 - ratio)))
 
 
-def _masking_from_hidden(hidden: torch.Tensor) -> Masking:
-    """Build the index tensors from a 0/1 hidden-token map with the same count per row."""
+def _masking_from_hidden(hidden: torch.Tensor, keep: int) -> Masking:
+    """Build the index tensors from a 0/1 hidden-token map with `keep` visible tokens in every row.
+
+    `keep` comes from the config, not from the map, so no device-to-host sync happens per step.
+    """
     ids_shuffle = torch.argsort(hidden, dim=1, stable=True)  # visible tokens first, in raster order
-    keep = int((hidden[0] == 0).sum())
     return Masking(ids_shuffle[:, :keep], torch.argsort(ids_shuffle, dim=1), hidden.float())
 
 
@@ -45,7 +47,8 @@ def random_masking(
     n = grid[0] * grid[1] * grid[2]
     noise = torch.rand(batch, n, device=device, generator=generator)
     ranks = torch.argsort(torch.argsort(noise, dim=1), dim=1)
-    return _masking_from_hidden((ranks >= visible_count(n, ratio)).to(torch.uint8))
+    keep = visible_count(n, ratio)
+    return _masking_from_hidden((ranks >= keep).to(torch.uint8), keep)
 
 
 def tube_masking(
@@ -55,7 +58,7 @@ def tube_masking(
     """VideoMAE tube masking: one random spatial mask shared by every time step."""
     t, h, w = grid
     spatial = random_masking(batch, (1, h, w), ratio, device, generator).mask
-    return _masking_from_hidden(spatial.repeat(1, t).to(torch.uint8))
+    return _masking_from_hidden(spatial.repeat(1, t).to(torch.uint8), visible_count(h * w, ratio) * t)
 
 
 def patchify(video: torch.Tensor, patch_size: tuple[int, int, int]) -> torch.Tensor:
