@@ -112,3 +112,17 @@ def test_matmul_peak_and_mfu_on_gpu():
     cfg = compose_train("demo", TINY)
     out = bench_pretrain("demo", cfg, BenchOptions("cuda", "bf16", steps=3, warmup=2, compare_reference=True))
     assert 0 < out["mfu"] < 1 and out["peak_tflops"] > 1 and out["peak_mem_gb"] > 0 and out["speedup"] > 0
+
+
+def test_cpu_offload_without_cuda_is_refused_with_a_reason():
+    cfg = compose_train("demo", [*TINY, "strategy=fsdp", "strategy.cpu_offload=true"])
+    with pytest.raises(ValueError, match="cpu_offload needs a CUDA device"):
+        bench_pretrain("demo", cfg, BenchOptions("cpu", "fp32", steps=1, warmup=0))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cpu_offload_trains_on_gpu_with_host_shards():
+    cfg = compose_train("demo", [*TINY, "strategy=fsdp", "strategy.cpu_offload=true"])
+    out = bench_pretrain("demo", cfg, BenchOptions("cuda", "bf16", steps=2, warmup=1))
+    assert out["clips_per_s"] > 0

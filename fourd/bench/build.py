@@ -12,7 +12,7 @@ from torch.distributed.device_mesh import init_device_mesh
 
 from fourd.bench.reference import ReferenceMAE
 from fourd.lit.optim import OptimConfig, build_adamw
-from fourd.lit.strategy import FSDPConfig, shard_model
+from fourd.lit.strategy import FSDPConfig, shard_device, shard_model
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 
@@ -43,7 +43,7 @@ def build_mae(config: MAEConfig, device: torch.device, fsdp: FSDPConfig | None =
         model = MaskedAutoencoder(config)
     if fsdp is not None:
         shard_model(model, model.blocks, init_device_mesh(device.type, (1,)), fsdp, device)
-    model.to_empty(device=device)
+    model.to_empty(device=shard_device(fsdp, device) if fsdp is not None else device)
     model.init_weights()
     model.set_grad_checkpointing(checkpointing)
     if compile:

@@ -16,7 +16,7 @@ from fourd.lit.distributed import any_rank
 from fourd.lit.nonfinite import BadStepCounter
 from fourd.lit.optim import OptimConfig, build_adamw, scaled_lr, warmup_cosine
 from fourd.lit.rng import gather_rng_states, set_rng_states
-from fourd.lit.strategy import FSDPConfig, fsdp_mesh, shard_model, sharding_summary
+from fourd.lit.strategy import FSDPConfig, fsdp_mesh, shard_device, shard_model, sharding_summary
 from fourd.models.flops import mae_flops
 from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
 from fourd.models.vit import ViTConfig
@@ -69,7 +69,7 @@ class PretrainModule(L.LightningModule):
             model = MaskedAutoencoder(self.mae_config)
         mesh = fsdp_mesh(self.fsdp_config, self.device_mesh["data_parallel"], self.trainer.num_devices)
         shard_model(model, model.blocks, mesh, self.fsdp_config, self.device, forward_methods=("reconstruct",))
-        model.to_empty(device=self.device)
+        model.to_empty(device=shard_device(self.fsdp_config, self.device))
         model.init_weights()
         local, total = sharding_summary(model)
         log.info(f"FSDP2 rank {self.global_rank}: mesh {tuple(mesh.shape)} ({self.fsdp_config.sharding}), "

@@ -76,6 +76,9 @@ def shard_model(model: nn.Module, blocks: list[nn.Module], mesh: DeviceMesh, con
 
     `forward_methods` are root methods other than `forward` that run the model (they unshard it too).
     """
+    if config.cpu_offload and device.type != "cuda":
+        raise ValueError("strategy.cpu_offload needs a CUDA device: it keeps sharded parameters, gradients and "
+                         f"AdamW states in pinned host memory for the GPU (this run is on {device.type})")
     use_param_dtype = config.param_dtype and device.type == "cuda"
     mp = MixedPrecisionPolicy(
         param_dtype=getattr(torch, config.param_dtype) if use_param_dtype else None,
@@ -88,6 +91,11 @@ def shard_model(model: nn.Module, blocks: list[nn.Module], mesh: DeviceMesh, con
     fully_shard(model, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=False)
     for name in forward_methods:
         register_fsdp_forward_method(model, name)
+
+
+def shard_device(config: FSDPConfig, device: torch.device) -> torch.device:
+    """Where sharded parameters live: the host under CPU offload (FSDP2 requires it), else the compute device."""
+    return torch.device("cpu") if config.cpu_offload else device
 
 
 def sharding_summary(model: nn.Module) -> tuple[int, int]:
