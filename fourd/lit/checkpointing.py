@@ -109,7 +109,7 @@ class RollingCheckpoint(L.Callback):
             self.dirpath.mkdir(parents=True, exist_ok=True)
             remove_path(temporary)
         trainer.strategy.barrier("fourd.checkpoint.start")
-        trainer.save_checkpoint(temporary)
+        trainer.save_checkpoint(temporary, weights_only=False)  # the full training state
         if trainer.is_global_zero:
             commit(temporary, final)
             self.prune()
