@@ -53,9 +53,12 @@ class VideoDataModule(L.LightningDataModule):
         )
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Record the data position; the batch's bookkeeping becomes Python ints (epoch, first position, skipped
+        videos), so reading it on the device side costs no device-to-host sync."""
+        epoch, first, last = int(batch["epoch"][0]), int(batch["position"][0]), int(batch["position"][-1])
         if self.trainer is not None and self.trainer.training:
-            self.position = (int(batch["epoch"][-1]), int(batch["position"][-1]) + 1)
-        return batch
+            self.position = (epoch, last + 1)
+        return {**batch, "epoch": epoch, "position": first, "skipped": int(batch["skipped"].sum())}
 
     def state_dict(self) -> dict[str, Any]:
         if self.position is None:

@@ -12,7 +12,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from torch.optim.lr_scheduler import LambdaLR
 
 from fourd.data.sampler import item_seed
-from fourd.lit.distributed import any_rank
+from fourd.lit.distributed import any_rank, gather_objects
 from fourd.lit.nonfinite import BadStepCounter
 from fourd.lit.optim import OptimConfig, build_adamw, scaled_lr, warmup_cosine
 from fourd.lit.rng import gather_rng_states, set_rng_states
@@ -76,15 +76,16 @@ class PretrainModule(L.LightningModule):
                  f"this rank holds {local:,} of {total:,} parameter scalars")
         return model
 
-    def masking_generator(self, batch: dict[str, torch.Tensor]) -> torch.Generator:
+    def masking_generator(self, batch: dict[str, Any]) -> torch.Generator:
         """Masks depend only on (seed, epoch, stream position, rank), so a resumed run draws the same masks."""
-        seed = item_seed(self.hparams.seed, int(batch["epoch"][0]), int(batch["position"][0]), self.global_rank)
+        seed = item_seed(self.hparams.seed, batch["epoch"], batch["position"], self.global_rank)
         return torch.Generator(device=self.device).manual_seed(seed)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        """`batch` as VideoDataModule hands it over: uint8 "video", and "epoch", "position", "skipped" as ints."""
         video = batch["video"].float().div_(255)  # uint8 over the wire, float on device
         loss = self.model(video, generator=self.masking_generator(batch)).loss
-        self.skipped_videos += int(batch["skipped"].sum())
+        self.skipped_videos += batch["skipped"]
         self.log("data/skipped_videos", float(self.skipped_videos), reduce_fx="sum", sync_dist=True)
         finite = not any_rank(not bool(torch.isfinite(loss)), loss.device)
         self.bad_steps.update(finite, self.global_step, loss)
@@ -101,13 +102,18 @@ class PretrainModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = gather_rng_states()
+        checkpoint["fourd_counters"] = {"skipped_videos": gather_objects(self.skipped_videos),
+                                        "bad_steps": (self.bad_steps.total, self.bad_steps.in_a_row)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        states = checkpoint.get("rng_states")
+        counters = checkpoint.get("fourd_counters", {})
+        self.bad_steps.total, self.bad_steps.in_a_row = counters.get("bad_steps", (0, 0))
+        states, skipped = checkpoint.get("rng_states"), counters.get("skipped_videos")
         if states is None or len(states) != self.trainer.world_size:
             log.warning("checkpoint has no random generator states for this number of ranks: not restoring them")
             return
         self._rng_states_to_restore = states[self.global_rank]
+        self.skipped_videos = skipped[self.global_rank] if skipped else 0
 
     def on_train_start(self) -> None:
         if self._rng_states_to_restore is not None:  # as late as possible: the loop starts drawing right after
