@@ -184,6 +184,25 @@ def test_sigterm_saves_a_checkpoint_stops_and_resumes_exactly(tmp_path, single_p
 
 
 @pytest.mark.slow
+def test_sigusr1_on_slurm_saves_then_requeues_the_job(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol_calls"
+    scontrol = bin_dir / "scontrol"  # stands in for SLURM's; records what fourd asks of it
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    scontrol.chmod(0o755)
+    run_dir = tmp_path / "run"
+    env = {**ENV, "PATH": f"{bin_dir}:{ENV['PATH']}", "SLURM_JOB_ID": "4242"}
+    proc = subprocess.Popen([sys.executable, "-m", "fourd.train", *RUN, *SYNTHETIC, f"hydra.run.dir={run_dir}"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: logged_steps(run_dir) >= 2, [proc])
+    os.kill(proc.pid, signal.SIGUSR1)  # what `#SBATCH --signal=USR1@120` sends before the time limit
+    assert proc.wait(timeout=120) == 0
+    assert calls.read_text().split() == ["requeue", "4242"]
+    assert list_checkpoints(run_dir / "checkpoints")[-1][0] == logged_steps(run_dir) + 1
+
+
+@pytest.mark.slow
 def test_ten_percent_corrupt_videos_are_skipped_and_counted(tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
