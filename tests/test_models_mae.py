@@ -100,13 +100,13 @@ def test_reconstruct_pastes_visible_input():
     assert (rec.masked[rec.masked != video] == 0.5).all()
 
 
-def test_compiled_blocks_keep_names_and_outputs():
+@pytest.mark.parametrize("per_block", [True, False])
+def test_compiled_model_keeps_names_and_outputs(per_block):
     model = tiny_mae(mask_ratio=0.5).eval()
     names = set(model.state_dict())
     video = torch.rand(1, 3, 4, 32, 32)
     masking = model.mask(1, video.device, torch.Generator().manual_seed(0))
     eager = model(video, masking=masking).loss
-    for block in model.blocks:
-        block.compile()
+    model.compile_for_training(per_block=per_block)
     assert set(model.state_dict()) == names  # no _orig_mod. prefixes
     torch.testing.assert_close(model(video, masking=masking).loss, eager, atol=1e-5, rtol=1e-5)

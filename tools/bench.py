@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, help="clips per step (data.batch_size)")
     parser.add_argument("--mask-ratio", type=float, help="model.mask_ratio")
     parser.add_argument("--attn", choices=BACKENDS, help="attention backend (model.attn_backend)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile each transformer block")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (per block under FSDP)")
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing per block")
     parser.add_argument("--dtype", choices=tuple(DTYPES), help="bf16 = autocast (weights too with --forward-only); "
                         "default bf16 on CUDA, fp32 on CPU")

@@ -47,8 +47,7 @@ def build_mae(config: MAEConfig, device: torch.device, fsdp: FSDPConfig | None =
     model.init_weights()
     model.set_grad_checkpointing(checkpointing)
     if compile:
-        for block in model.blocks:
-            block.compile()
+        model.compile_for_training(per_block=fsdp is not None)
     return model
 
 

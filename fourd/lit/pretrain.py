@@ -53,14 +53,11 @@ class PretrainModule(L.LightningModule):
     def configure_model(self) -> None:
         if self.model is not None:
             return
-        if isinstance(self.trainer.strategy, ModelParallelStrategy):
-            self.model = self._build_sharded()
-        else:
-            self.model = MaskedAutoencoder(self.mae_config)
+        sharded = isinstance(self.trainer.strategy, ModelParallelStrategy)
+        self.model = self._build_sharded() if sharded else MaskedAutoencoder(self.mae_config)
         self.model.set_grad_checkpointing(self.hparams.grad_checkpointing)
         if self.hparams.compile:
-            for block in self.model.blocks:
-                block.compile()
+            self.model.compile_for_training(per_block=sharded)
         clips = self.trainer.datamodule.batch_size if self.trainer.datamodule else 1
         self.flops_per_batch = 3 * mae_flops(self.mae_config)["total"] * clips  # forward + backward
 
