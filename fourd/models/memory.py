@@ -145,7 +145,7 @@ def activation_bytes(config: MAEConfig, batch: int, precision: str = "bf16-mixed
         + _norm_then_linear(k, e.width, act)  # decoder input norm and embedding
         + n * (I64 + F32 * d.width)  # decoder gather: index and visible + mask tokens
         + _norm_then_linear(n, d.width, act)  # final norm and head
-        + pixels * F32 + n * F32  # loss: fp32 prediction - target, mask
+        + 2 * pixels * F32 + n * F32  # loss: fp32 prediction and target (fused MSE), mask
     )
     enc_block, dec_block = _block(k, e.width, e.mlp, e.heads, act), _block(n, d.width, d.mlp, d.heads, act)
     enc_input, dec_input = k * e.width * F32, n * d.width * F32
