@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from fourd.files import atomic_write
 from fourd.models.readout import DepthConfig, DepthModel, ReadoutConfig
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 
@@ -28,20 +27,6 @@ class CheckpointError(ValueError):
 def strip_wrapper_prefixes(name: str) -> str:
     """'module._orig_mod.blocks.0...' -> 'blocks.0...' (DDP, torch.compile and wrapper prefixes)."""
     return ".".join(part for part in name.split(".") if f"{part}." not in WRAPPER_PREFIXES)
-
-
-def atomic_write(path: str | Path, write: Any) -> Path:
-    """Call write(tmp_path) then rename over `path`, so readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # created by `write`, with the usual permissions
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def save_weights(path: str | Path, state: Mapping[str, torch.Tensor], kind: str, config: Mapping[str, Any],

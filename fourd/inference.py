@@ -14,10 +14,10 @@ from PIL import Image
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from fourd.checkpoint import atomic_write
 from fourd.data.clips import list_videos, sample_clip_indices
 from fourd.data.transforms import ClipTransform
 from fourd.data.video import VideoReadError, count_frames, read_frames, write_video
+from fourd.files import atomic_write
 from fourd.models.readout import DepthModel, readout_layer_index
 from fourd.models.vit import SpaceTimeViT
 from fourd.viz import colorize

@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
 
-from fourd.checkpoint import atomic_write  # noqa: E402
+from fourd.files import atomic_write  # noqa: E402
 
 # task -> (metric, higher is better) shown in the table and the plot; all metrics stay in the JSON lines
 HEADLINE = {

@@ -9,7 +9,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fourd.checkpoint import atomic_write
+from fourd.files import atomic_write
 
 PALETTE = [tuple(int(255 * c) for c in matplotlib.colormaps["tab10"](i)[:3]) for i in range(10)]
 

@@ -6,7 +6,6 @@ from safetensors import safe_open
 
 from fourd.checkpoint import (
     CheckpointError,
-    atomic_write,
     load_encoder,
     load_state_strict,
     read_weights,
@@ -14,6 +13,7 @@ from fourd.checkpoint import (
     save_weights,
     strip_wrapper_prefixes,
 )
+from fourd.files import atomic_write
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 
 CONFIG = ViTConfig(width=32, depth=2, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)

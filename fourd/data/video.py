@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import av
 import numpy as np
+
+from fourd.files import atomic_write
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
@@ -66,19 +66,17 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
     height, width = frames.shape[1:3]
     frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")  # hidden, and not a video name
-    try:
-        with av.open(temporary, "w", format="mp4", options={"movflags": "+faststart"}) as container:
+
+    def encode(tmp: Path) -> None:
+        with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream(codec, rate=fps)
             stream.height, stream.width = frames.shape[1:3]
             stream.pix_fmt = "yuv420p"
             for frame in frames:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             container.mux(stream.encode())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, encode)
 
 
 def _backend_name(backend: str | None) -> str:

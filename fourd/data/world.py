@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -40,6 +39,7 @@ from tqdm import tqdm
 
 from fourd.data.sampler import item_seed
 from fourd.data.synthetic import _oscillation, _uniform
+from fourd.files import atomic_write
 
 MOTIONS = ("left", "right", "forward", "backward", "orbit")
 NUM_CLASSES = len(MOTIONS)
@@ -170,7 +170,7 @@ def generate_world(
             path = folder / f"{index:06d}.npz"
             if not (keep and path.is_file()):
                 _save_clip(path, render_world_clip(config, SPLIT_OFFSETS[split] + index))
-    _write_atomic(manifest, lambda file: file.write(json.dumps(meta, indent=2).encode()))
+    atomic_write(manifest, lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
     return root
 
 
@@ -211,18 +211,12 @@ class WorldDataset(Dataset):
 def _save_clip(path: Path, clip: dict[str, np.ndarray | int]) -> None:
     arrays = {key: np.asarray(clip[key]) for key in KEYS}
     arrays["label"] = arrays["label"].astype(np.int64)
-    _write_atomic(path, lambda file: np.savez_compressed(file, **arrays))
 
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:  # a file object: numpy would add .npz to the temporary's name
+            np.savez_compressed(file, **arrays)
 
-def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through ``write(file)`` to a temporary file, then move it over ``path``."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            write(file)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write(path, write)
 
 
 def _generator(seed: int, index: int) -> torch.Generator:

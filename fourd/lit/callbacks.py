@@ -12,7 +12,8 @@ import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torchvision.utils import make_grid, save_image
 
-from fourd.checkpoint import atomic_write, save_weights
+from fourd.checkpoint import save_weights
+from fourd.files import atomic_write
 
 
 def reconstruction_grid(clips: torch.Tensor, masked: torch.Tensor, pasted: torch.Tensor,

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from fourd.checkpoint import atomic_write
+from fourd.files import atomic_write
 from fourd.lit.probe import readout_features
 from fourd.models.vit import SpaceTimeViT
 
