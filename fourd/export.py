@@ -34,13 +34,12 @@ from fourd.checkpoint import (
     save_weights,
     strip_wrapper_prefixes,
 )
-from fourd.lit.checkpointing import latest_checkpoint
+from fourd.lit.checkpointing import DCP_METADATA, latest_checkpoint
 from fourd.lit.pretrain import mae_config_from_dict
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 from fourd.models.vit import SpaceTimeViT
 
 WHATS = ("encoder", "mae")
-DCP_METADATA = ".metadata"  # written last by torch.distributed.checkpoint
 LIGHTNING_META = "meta.pt"  # Lightning's non-tensor state (hyper_parameters, global_step, ...) of a DCP checkpoint
 DCP_MODEL = "state_dict."  # Lightning saves {"state_dict": module state, "optimizer_0": ...}; DCP flattens the keys
 MODEL = "model."  # PretrainModule keeps the MaskedAutoencoder at attribute `model`

@@ -19,6 +19,7 @@ import lightning as L
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.ckpt$")
 TEMPORARY_PREFIX = ".tmp-"
+DCP_METADATA = ".metadata"  # written last by torch.distributed.checkpoint
 
 
 def checkpoint_name(step: int) -> str:
@@ -27,7 +28,7 @@ def checkpoint_name(step: int) -> str:
 
 def is_complete(path: Path) -> bool:
     """A renamed file is complete by construction; a DCP directory also needs its `.metadata` (written last)."""
-    return path.is_file() or (path.is_dir() and (path / ".metadata").is_file())
+    return path.is_file() or (path.is_dir() and (path / DCP_METADATA).is_file())
 
 
 def list_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:

@@ -20,7 +20,7 @@ from fourd.lit.data import VideoDataModule
 from fourd.lit.logs import training_loggers
 from fourd.lit.preemption import Preemption
 from fourd.lit.pretrain import PretrainModule
-from fourd.lit.strategy import build_strategy
+from fourd.lit.strategy import build_strategy, fsdp_settings
 from fourd.models.flops import mae_flops
 from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
 from fourd.models.vit import ViTConfig, count_parameters
@@ -118,8 +118,7 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
     datamodule = VideoDataModule(instantiate(cfg.data.dataset), **data_kwargs, seed=cfg.seed)
     module = PretrainModule(
         model=config.to_dict(), optim=OmegaConf.to_container(cfg.optimizer, resolve=True),
-        fsdp={k: cfg.strategy[k] for k in ("sharding", "shard_size", "param_dtype", "reshard_after_forward",
-                                            "cpu_offload") if k in cfg.strategy},
+        fsdp=fsdp_settings(cfg.strategy),
         grad_checkpointing=cfg.strategy.activation_checkpointing, compile=cfg.compile, seed=cfg.seed,
         max_bad_steps=cfg.max_bad_steps,
     )

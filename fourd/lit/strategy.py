@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,11 @@ class FSDPConfig:
     def __post_init__(self) -> None:
         if self.sharding not in SHARDINGS:
             raise ValueError(f"unknown FSDP sharding {self.sharding!r}; choose one of {SHARDINGS}")
+
+
+def fsdp_settings(strategy: Mapping[str, Any]) -> dict[str, Any]:
+    """The FSDPConfig fields that a `strategy` config group sets (the others keep their defaults)."""
+    return {f.name: strategy[f.name] for f in dataclasses.fields(FSDPConfig) if f.name in strategy}
 
 
 def build_strategy(name: str, world_size: int, ddp_kwargs: dict[str, Any] | None = None) -> Strategy | str:
