@@ -8,11 +8,9 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.device_mesh import init_device_mesh
 
 from fourd.bench.reference import ReferenceMAE
 from fourd.lit.optim import OptimConfig, build_adamw
-from fourd.lit.strategy import FSDPConfig, shard_device, shard_model
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 
@@ -31,24 +29,6 @@ def single_process_group(device: torch.device) -> Iterator[None]:
         yield
     finally:
         dist.destroy_process_group()
-
-
-def build_mae(config: MAEConfig, device: torch.device, fsdp: FSDPConfig | None = None, compile: bool = False,
-              checkpointing: bool = False) -> MaskedAutoencoder:
-    """The fourd MAE as PretrainModule builds it: on meta, FSDP2-sharded over one rank if asked, then materialised.
-
-    With `fsdp` the caller must hold a process group (`single_process_group`).
-    """
-    with torch.device("meta"):
-        model = MaskedAutoencoder(config)
-    if fsdp is not None:
-        shard_model(model, model.blocks, init_device_mesh(device.type, (1,)), fsdp, device)
-    model.to_empty(device=shard_device(fsdp, device) if fsdp is not None else device)
-    model.init_weights()
-    model.set_grad_checkpointing(checkpointing)
-    if compile:
-        model.compile_for_training(per_block=fsdp is not None)
-    return model
 
 
 def build_inference_encoder(config: ViTConfig, device: torch.device, dtype: torch.dtype,

@@ -15,11 +15,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch.distributed.device_mesh import init_device_mesh
 
 from fourd.bench.build import (
     DTYPES,
     build_inference_encoder,
-    build_mae,
     build_reference,
     fourd_optimizer,
     pretrain_step,
@@ -30,8 +30,9 @@ from fourd.bench.loader import loader_clips_per_s
 from fourd.bench.timing import matmul_peak_flops, median, time_rounds, warm_up
 from fourd.lit.data import VideoDataModule
 from fourd.lit.optim import OptimConfig, scaled_lr
+from fourd.lit.pretrain import build_mae
 from fourd.lit.run import mae_config
-from fourd.lit.strategy import FSDPConfig
+from fourd.lit.strategy import FSDPConfig, fsdp_settings
 from fourd.models.attention import resolve_backend
 from fourd.models.flops import encoder_flops, mae_flops
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
@@ -88,8 +89,7 @@ def fsdp_config(cfg: DictConfig, dtype: str) -> FSDPConfig | None:
     """FSDP2 settings of the strategy group when it is fsdp; gathered params stay fp32 in an fp32 benchmark."""
     if cfg.strategy.name != "fsdp":
         return None
-    fields = {f.name for f in dataclasses.fields(FSDPConfig)}
-    config = FSDPConfig(**{k: v for k, v in cfg.strategy.items() if k in fields})
+    config = FSDPConfig(**fsdp_settings(cfg.strategy))
     return config if dtype == "bf16" else dataclasses.replace(config, param_dtype=None)
 
 
@@ -118,7 +118,10 @@ def _pretrain_step(config: MAEConfig, cfg: DictConfig, opts: BenchOptions, refer
     if reference:
         model = build_reference(config, device)
         return pretrain_step(lambda: model(video), model, reference_optimizer(model, optim, lr), device, dtype)
-    model = build_mae(config, device, fsdp_config(cfg, opts.dtype), cfg.compile, cfg.strategy.activation_checkpointing)
+    fsdp = fsdp_config(cfg, opts.dtype)
+    mesh = init_device_mesh(device.type, (1,)) if fsdp is not None else None  # FSDP2 over this one rank
+    with torch.device(device):
+        model = build_mae(config, device, mesh, fsdp, cfg.strategy.activation_checkpointing, cfg.compile)
     return pretrain_step(lambda: model(video).loss, model, fourd_optimizer(model, optim, lr), device, dtype)
 
 

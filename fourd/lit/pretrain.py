@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
+from torch.distributed.device_mesh import DeviceMesh
 from torch.optim.lr_scheduler import LambdaLR
 
 from fourd.data.sampler import item_seed
@@ -30,12 +31,29 @@ def mae_config_from_dict(config: dict[str, Any]) -> MAEConfig:
                         "decoder": DecoderConfig(**config["decoder"])})
 
 
-class PretrainModule(L.LightningModule):
-    """Masked-autoencoder pretraining of the 4DS encoder.
+def build_mae(config: MAEConfig, device: torch.device, mesh: DeviceMesh | None = None,
+              fsdp: FSDPConfig | None = None, grad_checkpointing: bool = False,
+              compile: bool = False) -> MaskedAutoencoder:
+    """The MAE as training runs it: plain (on the ambient default device), or with a `mesh` built on the meta
+    device, FSDP2-sharded and only then materialised on `device`, so giant models never exist whole on a rank;
+    then activation checkpointing and compile."""
+    if mesh is None:
+        model = MaskedAutoencoder(config)
+    else:
+        fsdp = fsdp or FSDPConfig()
+        with torch.device("meta"):
+            model = MaskedAutoencoder(config)
+        shard_model(model, model.blocks, mesh, fsdp, device, forward_methods=("reconstruct",))
+        model.to_empty(device=shard_device(fsdp, device))
+        model.init_weights()
+    model.set_grad_checkpointing(grad_checkpointing)
+    if compile:
+        model.compile_for_training(per_block=mesh is not None)
+    return model
 
-    The model is built in `configure_model`: directly for single-device and DDP runs, or on the meta
-    device, sharded with FSDP2 and only then materialised, so giant models never exist whole on a rank.
-    """
+
+class PretrainModule(L.LightningModule):
+    """Masked-autoencoder pretraining of the 4DS encoder; the model is built in `configure_model` (`build_mae`)."""
 
     def __init__(self, model: dict[str, Any], optim: dict[str, Any], fsdp: dict[str, Any] | None = None,
                  grad_checkpointing: bool = False, compile: bool = False, seed: int = 0,
@@ -53,25 +71,17 @@ class PretrainModule(L.LightningModule):
     def configure_model(self) -> None:
         if self.model is not None:
             return
-        sharded = isinstance(self.trainer.strategy, ModelParallelStrategy)
-        self.model = self._build_sharded() if sharded else MaskedAutoencoder(self.mae_config)
-        self.model.set_grad_checkpointing(self.hparams.grad_checkpointing)
-        if self.hparams.compile:
-            self.model.compile_for_training(per_block=sharded)
+        mesh = None
+        if isinstance(self.trainer.strategy, ModelParallelStrategy):
+            mesh = fsdp_mesh(self.fsdp_config, self.device_mesh["data_parallel"], self.trainer.num_devices)
+        self.model = build_mae(self.mae_config, self.device, mesh, self.fsdp_config,
+                               self.hparams.grad_checkpointing, self.hparams.compile)
+        if mesh is not None:
+            local, total = sharding_summary(self.model)
+            log.info(f"FSDP2 rank {self.global_rank}: mesh {tuple(mesh.shape)} ({self.fsdp_config.sharding}), "
+                     f"this rank holds {local:,} of {total:,} parameter scalars")
         clips = self.trainer.datamodule.batch_size if self.trainer.datamodule else 1
         self.flops_per_batch = 3 * mae_flops(self.mae_config)["total"] * clips  # forward + backward
-
-    def _build_sharded(self) -> MaskedAutoencoder:
-        with torch.device("meta"):
-            model = MaskedAutoencoder(self.mae_config)
-        mesh = fsdp_mesh(self.fsdp_config, self.device_mesh["data_parallel"], self.trainer.num_devices)
-        shard_model(model, model.blocks, mesh, self.fsdp_config, self.device, forward_methods=("reconstruct",))
-        model.to_empty(device=shard_device(self.fsdp_config, self.device))
-        model.init_weights()
-        local, total = sharding_summary(model)
-        log.info(f"FSDP2 rank {self.global_rank}: mesh {tuple(mesh.shape)} ({self.fsdp_config.sharding}), "
-                 f"this rank holds {local:,} of {total:,} parameter scalars")
-        return model
 
     def masking_generator(self, batch: dict[str, Any]) -> torch.Generator:
         """Masks depend only on (seed, epoch, stream position, rank), so a resumed run draws the same masks."""
