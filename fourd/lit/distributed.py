@@ -12,11 +12,11 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def any_rank(flag: bool, device: torch.device) -> bool:
-    """True on every rank if `flag` is True on any rank."""
+def any_rank(flag: bool | torch.Tensor, device: torch.device) -> bool:
+    """True on every rank if `flag` is True on any rank. A device tensor flag costs one sync, after the reduce."""
     if not is_distributed():
-        return flag
-    value = torch.tensor([int(flag)], device=device)
+        return bool(flag)
+    value = torch.as_tensor(flag, device=device).to(torch.int64).reshape(1)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
 

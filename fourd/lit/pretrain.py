@@ -94,7 +94,7 @@ class PretrainModule(L.LightningModule):
         loss = self.model(video, generator=self.masking_generator(batch)).loss
         self.skipped_videos += batch["skipped"]
         self.log("data/skipped_videos", float(self.skipped_videos), reduce_fx="sum", sync_dist=True)
-        finite = not any_rank(not bool(torch.isfinite(loss)), loss.device)
+        finite = not any_rank(~torch.isfinite(loss), loss.device)
         self.bad_steps.update(finite, self.global_step, loss)
         self.log("train/skipped_steps", float(self.bad_steps.total))
         self.log("train/loss", loss, prog_bar=True)
