@@ -9,6 +9,7 @@ import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
+from statistics import median
 from typing import Any
 
 import torch
@@ -27,7 +28,7 @@ from fourd.bench.build import (
     single_process_group,
 )
 from fourd.bench.loader import loader_clips_per_s
-from fourd.bench.timing import matmul_peak_flops, median, time_rounds, warm_up
+from fourd.bench.timing import matmul_peak_flops, time_rounds, warm_up
 from fourd.lit.data import VideoDataModule
 from fourd.lit.optim import OptimConfig, scaled_lr
 from fourd.lit.pretrain import build_mae

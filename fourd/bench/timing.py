@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import resource
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -32,10 +31,6 @@ def time_rounds(fns: dict[str, Callable[[], object]], rounds: int, device: torch
             synchronize(device)
             times[name].append(time.perf_counter() - start)
     return times
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def memory_in_use(device: torch.device) -> int:
