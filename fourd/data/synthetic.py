@@ -47,8 +47,8 @@ def render_clip(generator: torch.Generator, num_frames: int, size: int, num_shap
     pixels = (torch.arange(size) + 0.5) * (2.0 / size) - 1.0
 
     camera_matrix, camera_offset = _camera_motion(generator, time)
-    centres = _oscillation(generator, (num_shapes, 2), time, 0.6).transpose(1, 2)
-    spins = _oscillation(generator, (num_shapes,), time, 1.5)
+    centres = random_oscillation(generator, (num_shapes, 2), time, 0.6).transpose(1, 2)
+    spins = random_oscillation(generator, (num_shapes,), time, 1.5)
     # each layer's texture coordinates: the world rotated into the layer's frame, centred on the layer
     to_layer = _rotation(-torch.cat([torch.zeros(1, num_frames), spins]))
     centres = torch.cat([torch.zeros(1, num_frames, 2), centres])
@@ -57,15 +57,15 @@ def render_clip(generator: torch.Generator, num_frames: int, size: int, num_shap
 
     waves = _waves(generator, matrix, offset, pixels)  # (L, K, T, H, W)
     blend = 0.5 + 0.25 * (waves[:, 0] + waves[:, 1])
-    checker_weights = _uniform(generator, (num_layers, 1, 1, 1), 0.0, 0.8)
+    checker_weights = random_uniform(generator, (num_layers, 1, 1, 1), 0.0, 0.8)
     checker = (0.5 + waves[:, 2] * waves[:, 3]).clamp(0.0, 1.0) * checker_weights
-    colours = _uniform(generator, (num_layers, 3, 3, 1, 1, 1))
+    colours = random_uniform(generator, (num_layers, 3, 3, 1, 1, 1))
     layers = torch.lerp(colours[:, 0], colours[:, 1], blend.unsqueeze(1))
     layers = torch.lerp(layers, colours[:, 2], checker.unsqueeze(1))  # (L, 3, T, H, W)
 
     video = layers[0]
-    radii = _uniform(generator, (num_shapes,), 0.2, 0.45)
-    aspects = _uniform(generator, (num_shapes,), 0.4, 1.0)
+    radii = random_uniform(generator, (num_shapes,), 0.2, 0.45)
+    aspects = random_uniform(generator, (num_shapes,), 0.4, 1.0)
     kinds = torch.randint(len(SHAPE_KINDS), (num_shapes,), generator=generator).tolist()
     for shape, kind in enumerate(kinds):
         layer = shape + 1
@@ -78,27 +78,28 @@ def render_clip(generator: torch.Generator, num_frames: int, size: int, num_shap
     return (video * 255.0).round().to(torch.uint8)
 
 
-def _uniform(
+def random_uniform(
     generator: torch.Generator, shape: tuple[int, ...], low: float = 0.0, high: float = 1.0
 ) -> torch.Tensor:
+    """Uniform samples in [low, high) from `generator`."""
     return torch.rand(shape, generator=generator) * (high - low) + low
 
 
-def _oscillation(
+def random_oscillation(
     generator: torch.Generator, shape: tuple[int, ...], time: torch.Tensor, amplitude: float
 ) -> torch.Tensor:
     """Smooth bounded paths, one random sinusoid per entry, sampled at ``time``: (*shape, T)."""
-    amplitudes = _uniform(generator, (*shape, 1), 0.0, amplitude)
-    rates = _uniform(generator, (*shape, 1), 0.5, 2.5)  # radians per unit of clip time
-    phases = _uniform(generator, (*shape, 1), 0.0, 2 * math.pi)
+    amplitudes = random_uniform(generator, (*shape, 1), 0.0, amplitude)
+    rates = random_uniform(generator, (*shape, 1), 0.5, 2.5)  # radians per unit of clip time
+    phases = random_uniform(generator, (*shape, 1), 0.0, 2 * math.pi)
     return amplitudes * torch.sin(rates * time + phases)
 
 
 def _camera_motion(generator: torch.Generator, time: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-frame map from screen to world, linear part (T, 2, 2) and offset (T, 2): pan, zoom and roll."""
-    roll = _oscillation(generator, (), time, 0.25)
-    zoom = torch.exp(_oscillation(generator, (), time, 0.2))
-    pan = _oscillation(generator, (2,), time, 0.8).T
+    roll = random_oscillation(generator, (), time, 0.25)
+    zoom = torch.exp(random_oscillation(generator, (), time, 0.2))
+    pan = random_oscillation(generator, (2,), time, 0.8).T
     return _rotation(roll) / zoom[:, None, None], pan
 
 
@@ -116,15 +117,15 @@ def _waves(
     Waves 2 and 3 are orthogonal with one frequency, so their product is a rotated checker pattern.
     """
     shape = (matrix.shape[0], WAVES_PER_TEXTURE)
-    angles = _uniform(generator, shape, 0.0, math.pi)
+    angles = random_uniform(generator, shape, 0.0, math.pi)
     angles[:, 3] = angles[:, 2] + math.pi / 2
-    frequencies = _uniform(generator, shape, 0.25, 1.5)  # cycles per half frame: periods of 1/3 frame and up
+    frequencies = random_uniform(generator, shape, 0.25, 1.5)  # cycles per half frame: periods of 1/3 frame and up
     frequencies[:, 3] = frequencies[:, 2]
     radians = (2 * math.pi * frequencies)[..., None]
     directions = torch.stack([torch.cos(angles), torch.sin(angles)], -1) * radians
     # phase = direction . (matrix @ pixel + offset) + shift
     gradient = torch.einsum("lkc,ltcd->lktd", directions, matrix)
-    phases = _uniform(generator, (*shape, 1), 0.0, 2 * math.pi)
+    phases = random_uniform(generator, (*shape, 1), 0.0, 2 * math.pi)
     shift = torch.einsum("lkc,ltc->lkt", directions, offset) + phases
     return torch.sin(_affine(gradient, shift, pixels))
 

@@ -38,7 +38,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from fourd.data.sampler import item_seed
-from fourd.data.synthetic import _oscillation, _uniform
+from fourd.data.synthetic import random_oscillation, random_uniform
 from fourd.files import atomic_write
 
 MOTIONS = ("left", "right", "forward", "backward", "orbit")
@@ -241,7 +241,7 @@ def _sample_scene(generator: torch.Generator, config: WorldConfig) -> _Scene:
     else:
         raise RuntimeError(f"no scene fits after {MAX_ATTEMPTS} attempts")
     waves, phases, colours, checker = _sample_textures(generator, config.num_objects)
-    light = _uniform(generator, (3,)).double() * torch.tensor([2.0, 1.0, 2.0]) + torch.tensor([-1.0, 1.0, -1.0])
+    light = random_uniform(generator, (3,)).double() * torch.tensor([2.0, 1.0, 2.0]) + torch.tensor([-1.0, 1.0, -1.0])
     return _Scene(
         label=label, room=room, spheres=spheres, half=half, centres=centres, yaws=yaws, intrinsics=intrinsics,
         world_to_camera=world_to_camera, camera_to_world=torch.linalg.inv(world_to_camera), waves=waves,
@@ -251,7 +251,7 @@ def _sample_scene(generator: torch.Generator, config: WorldConfig) -> _Scene:
 
 def _sample_intrinsics(generator: torch.Generator, size: int) -> torch.Tensor:
     """Square pixels, principal point at the image centre, horizontal field of view 50-70 degrees."""
-    fov = math.radians(float(_uniform(generator, (), 50.0, 70.0)))
+    fov = math.radians(float(random_uniform(generator, (), 50.0, 70.0)))
     focal = size / 2 / math.tan(fov / 2)
     matrix = torch.tensor([[focal, 0.0, size / 2], [0.0, focal, size / 2], [0.0, 0.0, 1.0]])
     return matrix.float().double()
@@ -259,7 +259,7 @@ def _sample_intrinsics(generator: torch.Generator, size: int) -> torch.Tensor:
 
 def _sample_room(generator: torch.Generator) -> torch.Tensor:
     """Corners (2, 3) of a room 9-13 m wide and deep, 2.8-3.5 m high, centred above the origin."""
-    half_x, height, half_z = _uniform(generator, (3,), 0.0, 1.0).double() * torch.tensor([2.0, 0.7, 2.0])
+    half_x, height, half_z = random_uniform(generator, (3,), 0.0, 1.0).double() * torch.tensor([2.0, 0.7, 2.0])
     high = torch.stack([half_x + 4.5, height + 2.8, half_z + 4.5])
     return torch.stack([high * torch.tensor([-1.0, 0.0, -1.0]), high])
 
@@ -268,30 +268,30 @@ def _sample_camera(
     generator: torch.Generator, label: int, times: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, _Placement]:
     """Camera path of one motion class: eyes and look-at targets (T, 3), and where objects may go."""
-    eye = torch.stack([_uniform(generator, (), -1.0, 1.0), _uniform(generator, (), 1.2, 1.8),
-                       _uniform(generator, (), -1.0, 1.0)]).double()
-    heading = float(_uniform(generator, (), 0.0, 2 * math.pi))
-    pitch = -math.radians(float(_uniform(generator, (), 3.0, 15.0)))
+    eye = torch.stack([random_uniform(generator, (), -1.0, 1.0), random_uniform(generator, (), 1.2, 1.8),
+                       random_uniform(generator, (), -1.0, 1.0)]).double()
+    heading = float(random_uniform(generator, (), 0.0, 2 * math.pi))
+    pitch = -math.radians(float(random_uniform(generator, (), 3.0, 15.0)))
     forward = torch.tensor([math.sin(heading), 0.0, math.cos(heading)], dtype=torch.float64)
     right = torch.tensor([-math.cos(heading), 0.0, math.sin(heading)], dtype=torch.float64)
     view = forward * math.cos(pitch) + torch.tensor([0.0, math.sin(pitch), 0.0], dtype=torch.float64)
     path = times[:, None]
     if MOTIONS[label] == "orbit":
-        centre = eye + forward * float(_uniform(generator, (), 2.5, 4.0))
-        centre[1] = float(_uniform(generator, (), 0.5, 1.2))
-        sweep = math.radians(float(_uniform(generator, (), 25.0, 45.0))) * (1 if _coin(generator) else -1)
+        centre = eye + forward * float(random_uniform(generator, (), 2.5, 4.0))
+        centre[1] = float(random_uniform(generator, (), 0.5, 1.2))
+        sweep = math.radians(float(random_uniform(generator, (), 25.0, 45.0))) * (1 if _coin(generator) else -1)
         eyes = centre + _rotate_y(eye - centre, sweep * times)
         targets = centre.expand_as(eyes)
         placement = _Placement(centre, forward, right, -1.0, 1.0)
     else:
         step = {"left": -right, "right": right, "forward": forward, "backward": -forward}[MOTIONS[label]]
-        distance = float(_uniform(generator, (), 0.8, 1.6))
+        distance = float(random_uniform(generator, (), 0.8, 1.6))
         eyes = eye + step * distance * path
         targets = eyes + 3.0 * view
         nearest = {"left": 0.5, "right": 0.5, "forward": 1.0, "backward": 0.0}[MOTIONS[label]]
         placement = _Placement(eye + step * distance * nearest, forward, right, 2.0, 3.5)
-    eyes = eyes + _oscillation(generator, (3,), times, 0.04).T
-    targets = targets + _oscillation(generator, (3,), times, 0.08).T
+    eyes = eyes + random_oscillation(generator, (3,), times, 0.04).T
+    targets = targets + random_oscillation(generator, (3,), times, 0.08).T
     return eyes, targets, placement
 
 
@@ -305,20 +305,20 @@ def _sample_objects(
 
     Each drifts linearly (up to 0.6 m per clip) plus a smooth wobble, and spins about the vertical.
     """
-    spheres = _uniform(generator, (count,)) < 0.5
-    radii = _uniform(generator, (count, 1), 0.2, 0.45).expand(count, 3)
-    half = torch.where(spheres[:, None], radii, _uniform(generator, (count, 3), 0.15, 0.45)).double()
-    along = _uniform(generator, (count, 1), placement.near, placement.far).double()
-    across = _uniform(generator, (count, 1), -1.3, 1.3).double()
+    spheres = random_uniform(generator, (count,)) < 0.5
+    radii = random_uniform(generator, (count, 1), 0.2, 0.45).expand(count, 3)
+    half = torch.where(spheres[:, None], radii, random_uniform(generator, (count, 3), 0.15, 0.45)).double()
+    along = random_uniform(generator, (count, 1), placement.near, placement.far).double()
+    across = random_uniform(generator, (count, 1), -1.3, 1.3).double()
     start = placement.anchor + placement.forward * along + placement.right * across
-    start[:, 1] = half[:, 1] + 0.15 + _uniform(generator, (count,)).double() * (1.55 - half[:, 1])
-    heading = _uniform(generator, (count,), 0.0, 2 * math.pi).double()
-    speed = _uniform(generator, (count,), 0.0, 0.6).double()
+    start[:, 1] = half[:, 1] + 0.15 + random_uniform(generator, (count,)).double() * (1.55 - half[:, 1])
+    heading = random_uniform(generator, (count,), 0.0, 2 * math.pi).double()
+    speed = random_uniform(generator, (count,), 0.0, 0.6).double()
     velocity = torch.stack([speed * torch.sin(heading), torch.zeros_like(speed), speed * torch.cos(heading)], -1)
-    wobble = _oscillation(generator, (count, 3), times, 1.0).permute(2, 0, 1) * torch.tensor([0.3, 0.1, 0.3])
+    wobble = random_oscillation(generator, (count, 3), times, 1.0).permute(2, 0, 1) * torch.tensor([0.3, 0.1, 0.3])
     centres = start + velocity * times[:, None, None] + wobble
-    spins = _uniform(generator, (count,), -1.6, 1.6).double()  # radians per clip
-    yaws = _uniform(generator, (count,), 0.0, 2 * math.pi).double() + spins * times[:, None]
+    spins = random_uniform(generator, (count,), -1.6, 1.6).double()  # radians per clip
+    yaws = random_uniform(generator, (count,), 0.0, 2 * math.pi).double() + spins * times[:, None]
     return spheres, half, centres, yaws
 
 
@@ -347,10 +347,10 @@ def _sample_textures(
     Waves 2 and 3 are orthogonal with one frequency, so their product is a checker pattern.
     """
     count = ROOM_FACES + num_objects
-    frequencies = torch.cat([_uniform(generator, (ROOM_FACES, WAVES), 0.3, 1.2),
-                             _uniform(generator, (num_objects, WAVES), 1.5, 4.0)]).double()
+    frequencies = torch.cat([random_uniform(generator, (ROOM_FACES, WAVES), 0.3, 1.2),
+                             random_uniform(generator, (num_objects, WAVES), 1.5, 4.0)]).double()
     frequencies[:, 3] = frequencies[:, 2]
-    angles = _uniform(generator, (ROOM_FACES, WAVES), 0.0, math.pi).double()
+    angles = random_uniform(generator, (ROOM_FACES, WAVES), 0.0, math.pi).double()
     angles[:, 3] = angles[:, 2] + math.pi / 2
     axes = torch.arange(ROOM_FACES) // 2
     basis = torch.eye(3, dtype=torch.float64)
@@ -359,9 +359,9 @@ def _sample_textures(
     solid = _normalise(torch.randn((num_objects, WAVES, 3), generator=generator).double())
     solid[:, 3] = _normalise(solid[:, 3] - (solid[:, 3] * solid[:, 2]).sum(-1, keepdim=True) * solid[:, 2])
     waves = torch.cat([in_plane, solid]) * frequencies[..., None]
-    phases = _uniform(generator, (count, WAVES), 0.0, 2 * math.pi).double()
-    colours = _uniform(generator, (count, 3, 3))
-    checker = _uniform(generator, (count,), 0.0, 0.8)
+    phases = random_uniform(generator, (count, WAVES), 0.0, 2 * math.pi).double()
+    colours = random_uniform(generator, (count, 3, 3))
+    checker = random_uniform(generator, (count,), 0.0, 0.8)
     return waves, phases, colours, checker
 
 
