@@ -1,6 +1,6 @@
 """fourd: Scaling 4D Representations (4DS) in PyTorch."""
 
-from fourd.checkpoint import load
+from fourd.weights import load
 
 __version__ = "0.1.0"
 __all__ = ["load"]

@@ -9,54 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import zipfile
-from pathlib import Path
 
-import numpy as np
-import torch
-
-from fourd.checkpoint import CheckpointError, load_state_strict, save_weights
-from fourd.models.readout import DepthConfig, DepthModel
-from fourd.models.vit import SpaceTimeViT, ViTConfig
-from fourd.official import official_model_config, official_state
-
-
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz file; a clear error for a missing, truncated or non-npz file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such checkpoint: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
-        raise CheckpointError(f"{path} is not a readable .npz checkpoint (truncated or corrupt?): {err}") from err
-
-
-def build_official_model(config: ViTConfig | DepthConfig) -> SpaceTimeViT | DepthModel:
-    with torch.device("meta"):
-        return DepthModel(config) if isinstance(config, DepthConfig) else SpaceTimeViT(config)
-
-
-def convert_official(src: str | Path, dst: str | Path, num_frames: int | None = None, readout_depth: float = 0.95,
-                     output_patch: tuple[int, int, int] = (2, 8, 8)) -> Path:
-    """Convert an official .npz to fourd safetensors (config in metadata); raises before writing on any mismatch."""
-    params = read_npz(src)
-    try:
-        config = official_model_config(params, num_frames, readout_depth, output_patch)
-        state, used = official_state(params, config)
-    except KeyError as err:
-        raise CheckpointError(f"{src} is not a 4DS checkpoint: missing key {err}") from err
-    except ValueError as err:
-        raise CheckpointError(f"{src}: {err}") from err
-    unused = sorted(set(params) - used)
-    if unused:
-        raise CheckpointError(f"{src}: {len(unused)} keys not consumed by the inferred model: "
-                              f"{', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}")
-    model = build_official_model(config)
-    load_state_strict(model, state, str(src), check_only=True)
-    kind = "depth" if isinstance(config, DepthConfig) else "encoder"
-    return save_weights(dst, state, kind, config.to_dict(), extra={"source": Path(src).name})
+from fourd.official import convert_official
+from fourd.weights import CheckpointError
 
 
 def parse_patch(text: str) -> tuple[int, int, int]:

@@ -7,10 +7,10 @@ import sys
 
 import torch
 
-from fourd.checkpoint import CheckpointError, load
 from fourd.data.video import VideoReadError
 from fourd.inference import depth_video
 from fourd.models.readout import DepthModel
+from fourd.weights import CheckpointError, load
 
 
 def main(argv: list[str] | None = None) -> int:

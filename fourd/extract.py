@@ -11,8 +11,8 @@ import sys
 
 import torch
 
-from fourd.checkpoint import CheckpointError, load_encoder
 from fourd.inference import extract_features
+from fourd.weights import CheckpointError, load_encoder
 
 
 def main(argv: list[str] | None = None) -> int:

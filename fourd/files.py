@@ -1,7 +1,9 @@
-"""Files that readers never see half-written."""
+"""Files that readers never see half-written, and stable names for cached content."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -24,3 +26,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def content_key(**identity: Any) -> str:
+    """A short stable hash of everything that determines a cached result (settings, model identity, data)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -25,7 +25,7 @@ from fourd.viz import colorize
 log = logging.getLogger(__name__)
 
 
-def clip_windows(num_frames: int, window: int) -> Iterator[list[int]]:
+def padded_windows(num_frames: int, window: int) -> Iterator[list[int]]:
     """Consecutive windows of `window` frame indices covering a video; the last repeats its final frame."""
     for start in range(0, num_frames, window):
         yield [min(i, num_frames - 1) for i in range(start, start + window)]
@@ -44,7 +44,7 @@ def predict_depth(model: DepthModel, frames: np.ndarray, progress: bool = True) 
     window = model.config.readout.num_frames
     size = model.config.encoder.image_size
     depths = []
-    windows = list(clip_windows(len(frames), window))
+    windows = list(padded_windows(len(frames), window))
     device = next(model.parameters()).device
     for indices in tqdm(windows, desc="depth", unit="clip", disable=not progress):
         depth = model(to_model_input(frames[indices], size).to(device))[0].float().cpu().numpy()

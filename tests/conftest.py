@@ -1,16 +1,13 @@
-"""Shared test helpers: the official JAX fixtures and small models."""
+"""Session fixtures: the official JAX fixtures (skipped where absent) and a fixed seed per test."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-FIXTURES = Path(os.environ.get("FOURD_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import FIXTURES
 
 
 @pytest.fixture(scope="session")
@@ -18,13 +15,6 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"official fixtures not found at {FIXTURES} (set FOURD_FIXTURES)")
     return FIXTURES
-
-
-def load_fixture_pair(fixtures_dir: Path, strong: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    suffix = "_strong" if strong else ""
-    params = dict(np.load(fixtures_dir / "r4d_tiny" / f"params{suffix}.npz"))
-    io = dict(np.load(fixtures_dir / "r4d_tiny" / f"inputs_outputs{suffix}.npz"))
-    return params, io
 
 
 @pytest.fixture(autouse=True)

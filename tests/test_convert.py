@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import load_fixture_pair
 from safetensors import safe_open
 
 import fourd
-from fourd.checkpoint import CheckpointError, save_weights
 from fourd.convert import main
 from fourd.models.readout import DepthModel
 from fourd.models.vit import SpaceTimeViT
+from fourd.weights import CheckpointError, save_weights
+from tests.helpers import load_fixture_pair
 
 
 def video_of(io):

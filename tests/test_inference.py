@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 from PIL import Image
 from safetensors import safe_open
-from videos import write_broken_video, write_test_video
 
-from fourd.checkpoint import save_encoder
 from fourd.convert import convert_official
 from fourd.data.video import count_frames, read_frames
 from fourd.depth import main as depth_main
 from fourd.extract import main as extract_main
-from fourd.inference import clip_windows, feature_file_name
+from fourd.inference import feature_file_name, padded_windows
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 from fourd.viz import colorize
+from fourd.weights import save_encoder
+from tests.helpers.videos import write_broken_video, write_test_video
 
 
 @pytest.fixture
@@ -23,9 +23,9 @@ def depth_ckpt(fixtures_dir, tmp_path):
 
 
 def test_clip_windows_cover_the_video_and_pad_the_last():
-    windows = list(clip_windows(10, 4))
+    windows = list(padded_windows(10, 4))
     assert windows == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 9, 9]]
-    assert list(clip_windows(8, 4)) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert list(padded_windows(8, 4)) == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
 def test_colorize_maps_near_and_far_apart():

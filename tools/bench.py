@@ -19,7 +19,7 @@ from fourd.bench.run import (
     BenchOptions,
     bench_forward,
     bench_loader,
-    bench_pretrain,
+    bench_train,
     compose_train,
     default_device,
     default_dtype,
@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mask-ratio", type=float, help="model.mask_ratio")
     parser.add_argument("--attn", choices=BACKENDS, help="attention backend (model.attn_backend)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (per block under FSDP)")
-    parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing per block")
+    parser.add_argument("--activation-checkpointing", action="store_true", help="activation checkpointing per block")
     parser.add_argument("--dtype", choices=tuple(DTYPES), help="bf16 = autocast (weights too with --forward-only); "
                         "default bf16 on CUDA, fp32 on CPU")
     parser.add_argument("--device", default=default_device(), help="cuda, cuda:1, cpu, ... (default: %(default)s)")
@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def flag_overrides(args: argparse.Namespace) -> list[str]:
     """The options that are config values, as Hydra overrides (they win over the trailing ones)."""
     values = {"data.batch_size": args.batch, "model.mask_ratio": args.mask_ratio, "model.attn_backend": args.attn,
-              "compile": args.compile or None, "strategy.activation_checkpointing": args.checkpointing or None}
+              "compile": args.compile or None, "strategy.activation_checkpointing": args.activation_checkpointing or None}
     return [f"{key}={value}" for key, value in values.items() if value is not None]
 
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = compose_train(args.exp, [*args.overrides, *flag_overrides(args)])
     opts = BenchOptions(args.device, args.dtype or default_dtype(args.device), args.steps, args.warmup,
                         args.compare_reference)
-    bench = bench_loader if args.loader else bench_forward if args.forward_only else bench_pretrain
+    bench = bench_loader if args.loader else bench_forward if args.forward_only else bench_train
     print(json.dumps(bench(args.exp, cfg, opts)), flush=True)
 
 

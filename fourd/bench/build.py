@@ -10,9 +10,9 @@ import torch.distributed as dist
 from torch import nn
 
 from fourd.bench.reference import ReferenceMAE
-from fourd.lit.optim import OptimConfig, build_adamw
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 from fourd.models.vit import SpaceTimeViT, ViTConfig
+from fourd.train.optim import OptimConfig, build_adamw
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -68,7 +68,7 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     return torch.autocast(device.type, dtype=dtype)
 
 
-def pretrain_step(loss: Callable[[], torch.Tensor], model: nn.Module, optimizer: torch.optim.Optimizer,
+def train_step(loss: Callable[[], torch.Tensor], model: nn.Module, optimizer: torch.optim.Optimizer,
                   device: torch.device, dtype: torch.dtype) -> Callable[[], None]:
     """One full training step: forward (autocast), backward, clip the grad norm to 1.0, optimizer step, zero grads."""
 

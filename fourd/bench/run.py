@@ -13,7 +13,6 @@ from statistics import median
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.distributed.device_mesh import init_device_mesh
@@ -23,22 +22,20 @@ from fourd.bench.build import (
     build_inference_encoder,
     build_reference,
     fourd_optimizer,
-    pretrain_step,
     reference_optimizer,
     single_process_group,
+    train_step,
 )
 from fourd.bench.loader import loader_clips_per_s
 from fourd.bench.timing import matmul_peak_flops, time_rounds, warm_up
-from fourd.lit.data import VideoDataModule
-from fourd.lit.optim import OptimConfig, scaled_lr
-from fourd.lit.pretrain import build_mae
-from fourd.lit.run import mae_config
-from fourd.lit.strategy import FSDPConfig, fsdp_settings
+from fourd.conf import compose, mae_config
 from fourd.models.attention import resolve_backend
 from fourd.models.flops import encoder_flops, mae_flops
-from fourd.models.mae import MAEConfig, MaskedAutoencoder
-from fourd.models.vit import SpaceTimeViT, count_parameters
-from fourd.train import CONFIG_DIR
+from fourd.models.mae import MAEConfig
+from fourd.models.zoo import parameter_counts
+from fourd.train.datamodule import VideoDataModule
+from fourd.train.optim import OptimConfig, scaled_lr
+from fourd.train.parallelize import FSDPConfig, build_mae, fsdp_settings
 
 
 @dataclass
@@ -66,8 +63,7 @@ def default_dtype(device: str | torch.device) -> str:
 
 def compose_train(exp: str, overrides: list[str]) -> DictConfig:
     """The train config of an experiment with Hydra overrides, as `python -m fourd.train +exp=EXP ...` sees it."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=[f"+exp={exp}", *overrides])
+    return compose("train", [f"+exp={exp}", *overrides])
 
 
 def device_name(device: torch.device) -> str:
@@ -110,7 +106,7 @@ def throughput(seconds: float, batch: int, tokens: int, flops: int, peak: float 
     }
 
 
-def _pretrain_step(config: MAEConfig, cfg: DictConfig, opts: BenchOptions, reference: bool) -> Callable[[], None]:
+def _train_step(config: MAEConfig, cfg: DictConfig, opts: BenchOptions, reference: bool) -> Callable[[], None]:
     """Model, optimizer and full training step of fourd (as configured) or of the plain reference."""
     device, dtype, batch = opts.device, DTYPES[opts.dtype], cfg.data.batch_size
     optim = OptimConfig(**OmegaConf.to_container(cfg.optimizer, resolve=True))
@@ -118,39 +114,38 @@ def _pretrain_step(config: MAEConfig, cfg: DictConfig, opts: BenchOptions, refer
     video = random_video(config, batch, device, torch.float32)
     if reference:
         model = build_reference(config, device)
-        return pretrain_step(lambda: model(video), model, reference_optimizer(model, optim, lr), device, dtype)
+        return train_step(lambda: model(video), model, reference_optimizer(model, optim, lr), device, dtype)
     fsdp = fsdp_config(cfg, opts.dtype)
     mesh = init_device_mesh(device.type, (1,)) if fsdp is not None else None  # FSDP2 over this one rank
     with torch.device(device):
         model = build_mae(config, device, mesh, fsdp, cfg.strategy.activation_checkpointing, cfg.compile)
-    return pretrain_step(lambda: model(video).loss, model, fourd_optimizer(model, optim, lr), device, dtype)
+    return train_step(lambda: model(video).loss, model, fourd_optimizer(model, optim, lr), device, dtype)
 
 
-def bench_pretrain(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]:
+def bench_train(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]:
     """Full pretraining steps of fourd (as configured) and, if asked, of the plain reference.
 
     With the reference both step in turn (ABAB...), so changing load on a shared machine hits both alike.
     """
     config, device, batch = mae_config(cfg.model), opts.device, cfg.data.batch_size
     peak = device_peak_flops(device)
-    with torch.device("meta"):
-        params = count_parameters(MaskedAutoencoder(config))
+    params = parameter_counts(config)["total"]
     sharded = cfg.strategy.name == "fsdp"
     with single_process_group(device) if sharded else contextlib.nullcontext():
         steps, memory = {}, {}
-        steps["fourd"], memory["fourd"] = warm_up(lambda: _pretrain_step(config, cfg, opts, False), opts.warmup, device)
+        steps["fourd"], memory["fourd"] = warm_up(lambda: _train_step(config, cfg, opts, False), opts.warmup, device)
         if opts.compare_reference:
-            steps["reference"], memory["reference"] = warm_up(lambda: _pretrain_step(config, cfg, opts, True),
+            steps["reference"], memory["reference"] = warm_up(lambda: _train_step(config, cfg, opts, True),
                                                               opts.warmup, device)
         seconds = {k: median(v) for k, v in time_rounds(steps, opts.steps, device, desc=" / ".join(steps)).items()}
         del steps
         free_memory(device)
     flops = 3 * mae_flops(config)["total"] * batch
     result = {
-        "exp": exp, "mode": "pretrain", "device": device_name(device), "dtype": opts.dtype, "batch": batch,
+        "exp": exp, "mode": "train", "device": device_name(device), "dtype": opts.dtype, "batch": batch,
         "mask_ratio": config.mask_ratio,
         "attn": resolve_backend(config.encoder.attn_backend, device, DTYPES[opts.dtype]),
-        "compile": bool(cfg.compile), "checkpointing": bool(cfg.strategy.activation_checkpointing),
+        "compile": bool(cfg.compile), "activation_checkpointing": bool(cfg.strategy.activation_checkpointing),
         "strategy": cfg.strategy.name, "params": params, "flops_per_step": flops,
         **throughput(seconds["fourd"], batch, prod(config.encoder.grid), flops, peak),
         "peak_mem_gb": round(memory["fourd"], 3),
@@ -179,8 +174,7 @@ def bench_forward(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, An
         seconds = median(time_rounds({"forward": forward}, opts.steps, device, desc="forward")["forward"])
     del forward
     free_memory(device)
-    with torch.device("meta"):
-        params = count_parameters(SpaceTimeViT(config.encoder))
+    params = parameter_counts(config)["encoder"]
     return {
         "exp": exp, "mode": "forward", "device": device_name(device), "dtype": opts.dtype, "batch": batch,
         "attn": resolve_backend(config.encoder.attn_backend, device, dtype), "compile": bool(cfg.compile),

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from fourd.data.sampler import item_seed
 from fourd.data.synthetic import random_oscillation, random_uniform
-from fourd.files import atomic_write
+from fourd.files import atomic_write, content_key
 
 MOTIONS = ("left", "right", "forward", "backward", "orbit")
 NUM_CLASSES = len(MOTIONS)
@@ -179,8 +179,19 @@ def ensure_world(root: str | Path, config: WorldConfig, splits: Mapping[str, int
     return generate_world(root, config, splits)
 
 
+def world_split(root: str | Path, split: str, world: Mapping[str, Any],
+                splits: Mapping[str, int] = DEFAULT_SPLITS) -> WorldDataset:
+    """One split of the 4D world with settings `world` (WorldConfig fields) in its own folder under `root`,
+    generated first if missing or stale."""
+    config = WorldConfig(**world)
+    folder = Path(root) / f"world_{content_key(**asdict(config))}"
+    return WorldDataset(ensure_world(folder, config, dict(splits)), split)
+
+
 class WorldDataset(Dataset):
     """Clips of a generated 4D world as torch tensors; video is uint8 (C, T, H, W)."""
+
+    num_classes = NUM_CLASSES
 
     def __init__(self, root: str | Path, split: str) -> None:
         self.root = Path(root)

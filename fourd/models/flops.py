@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from math import prod
 
-from fourd.models.mae import MAEConfig, visible_count
+from fourd.models.mae import MAEConfig
 
 
 def transformer_flops(tokens: int, width: int, depth: int, mlp: int) -> int:
@@ -18,8 +18,7 @@ def mae_flops(config: MAEConfig) -> dict[str, int]:
     """Forward FLOPs per clip of the MAE at its mask ratio: encoder (visible tokens), decoder (all tokens)."""
     e, d = config.encoder, config.decoder
     tokens = prod(e.grid)
-    visible = visible_count(tokens, config.mask_ratio) if config.masking == "random" else (
-        e.grid[0] * visible_count(e.grid[1] * e.grid[2], config.mask_ratio))
+    visible = config.visible_tokens
     patch_dim = prod(e.patch_size) * e.in_chans
     encoder = 2 * tokens * patch_dim * e.width + transformer_flops(visible, e.width, e.depth, e.mlp)
     decoder = (2 * visible * e.width * d.width + transformer_flops(tokens, d.width, d.depth, d.mlp)

@@ -105,8 +105,21 @@ class MAEConfig:
             raise ValueError(f"unknown masking {self.masking!r}; choose one of {MASKINGS}")
         visible_count(1, self.mask_ratio)  # validates the ratio
 
+    @property
+    def visible_tokens(self) -> int:
+        """Tokens the encoder sees per clip (random masking per clip, tube masking per frame)."""
+        t, h, w = self.encoder.grid
+        if self.masking == "tube":
+            return t * visible_count(h * w, self.mask_ratio)
+        return visible_count(t * h * w, self.mask_ratio)
+
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "encoder": self.encoder.to_dict()}
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> MAEConfig:
+        return cls(**{**config, "encoder": ViTConfig.from_dict(config["encoder"]),
+                      "decoder": DecoderConfig(**config["decoder"])})
 
 
 class MAEDecoder(BlockStack):
@@ -183,8 +196,8 @@ class MaskedAutoencoder(nn.Module):
     def no_weight_decay(self) -> set[str]:
         return {f"encoder.{n}" for n in self.encoder.no_weight_decay()} | {"decoder.mask_token"}
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.encoder.grad_checkpointing = self.decoder.grad_checkpointing = enable
+    def set_activation_checkpointing(self, enable: bool = True) -> None:
+        self.encoder.activation_checkpointing = self.decoder.activation_checkpointing = enable
 
     def compile_for_training(self, per_block: bool = False) -> None:
         """torch.compile the training forward: the whole model, so that the gathers, embeddings and loss fuse

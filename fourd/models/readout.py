@@ -46,6 +46,10 @@ class ReadoutConfig:
     def to_dict(self) -> dict[str, Any]:
         return config_dict(self)
 
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> ReadoutConfig:
+        return cls(**config)
+
 
 def readout_layer_index(num_features: int, readout_depth: float) -> int:
     """Index of the feature the official readout reads: int(num_features * readout_depth) - 1."""
@@ -142,6 +146,10 @@ class DepthConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"encoder": self.encoder.to_dict(), "readout": self.readout.to_dict()}
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> DepthConfig:
+        return cls(ViTConfig.from_dict(config["encoder"]), ReadoutConfig.from_dict(config["readout"]))
 
 
 class DepthModel(nn.Module):

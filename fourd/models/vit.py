@@ -74,6 +74,10 @@ class ViTConfig:
     def to_dict(self) -> dict[str, Any]:
         return config_dict(self)
 
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> ViTConfig:
+        return cls(**config)
+
 
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection (with bias) and an output projection."""
@@ -134,11 +138,11 @@ class BlockStack(nn.Module):
     def __init__(self, blocks: Sequence[nn.Module]) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
-        self.grad_checkpointing = False
+        self.activation_checkpointing = False
 
     def run(self, x: torch.Tensor, blocks: Sequence[nn.Module]) -> torch.Tensor:
         for blk in blocks:
-            if self.grad_checkpointing and torch.is_grad_enabled():
+            if self.activation_checkpointing and torch.is_grad_enabled():
                 x = checkpoint(blk, x, use_reentrant=False)
             else:
                 x = blk(x)
@@ -168,8 +172,8 @@ class SpaceTimeViT(BlockStack):
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed"}
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
+    def set_activation_checkpointing(self, enable: bool = True) -> None:
+        self.activation_checkpointing = enable
 
     def position_embedding(self, grid: tuple[int, int, int]) -> torch.Tensor:
         """The (T', h, w, D) embedding for a token grid; trilinear resize when it differs from training."""

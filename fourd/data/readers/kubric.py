@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from fourd.data.readers.base import EntryError
-from fourd.data.readers.tapvid import PointTrackDataset, check_tracks
+from fourd.data.readers.tapvid import QUERY_STRIDE, PointTrackDataset, check_tracks
 
 RECORD_KEYS = ("video", "target_points", "occluded")
 
@@ -34,7 +34,7 @@ class KubricDataset(PointTrackDataset):
         num_frames: int = 24,
         size: int = 64,
         query_mode: str = "first",
-        query_stride: int = 5,
+        query_stride: int = QUERY_STRIDE,
         num_points: int | None = None,
         max_retries: int = 16,
     ) -> None:

@@ -24,11 +24,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from fourd.data.readers.base import EntryError, SkippingDataset, read_rgb, stack_frames
 from fourd.data.readers.geometry import resize_with_geometry
 
 QUERY_MODES = ("first", "strided")
+QUERY_STRIDE = 5  # TAP-Vid strided queries: frames 0, 5, 10, ...
 RECORD_KEYS = ("video", "points", "occluded")
 
 
@@ -69,7 +71,10 @@ class PointTrackDataset(SkippingDataset):
         video = np.pad(video, ((0, missing), (0, 0), (0, 0), (0, 0)), mode="edge")
         tracks = np.pad(tracks, ((0, 0), (0, missing), (0, 0)), mode="edge")
         occluded = np.pad(occluded, ((0, 0), (0, missing)), constant_values=True)
-        queries, tracks, occluded = sample_queries(tracks, occluded, self.query_mode, self.query_stride)
+        queries, index = sample_queries(occluded, tracks, self.query_mode, query_stride=self.query_stride)
+        if len(index) == 0:
+            raise EntryError(f"no point visible at a query frame of the first {self.num_frames} frames")
+        tracks, occluded = tracks[index], occluded[index]
         if self.num_points is not None:
             rng = np.random.default_rng(entry)
             queries, tracks, occluded = fixed_point_count(queries, tracks, occluded, self.num_points, rng)
@@ -96,7 +101,7 @@ class TapVidDataset(PointTrackDataset):
         num_frames: int = 16,
         size: int = 64,
         query_mode: str = "first",
-        query_stride: int = 5,
+        query_stride: int = QUERY_STRIDE,
         num_points: int | None = None,
         max_retries: int = 16,
     ) -> None:
@@ -139,24 +144,39 @@ def check_tracks(num_video_frames: int, points: Any, occluded: Any) -> tuple[np.
 
 
 def sample_queries(
-    tracks: np.ndarray, occluded: np.ndarray, query_mode: str, query_stride: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Query points (Q, 3) (t, y, x) and the queried tracks (Q, T, 2) and occlusion (Q, T).
+    gt_occluded: ArrayLike,
+    gt_tracks: ArrayLike,
+    query_mode: str,
+    rng: np.random.Generator | None = None,
+    max_queries: int | None = None,
+    query_stride: int = QUERY_STRIDE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """TAP-Vid query sampling for one video: gt_occluded (N, T) bool, gt_tracks (N, T, 2) ``[x, y]``.
 
-    Raises EntryError where no point is visible at any query frame.
+    'first': one query per track at its first visible frame; never-visible tracks are dropped. 'strided': one
+    query per (track, frame) for frames 0, stride, 2 * stride, ... where the track is visible, ordered by frame
+    then track (as the reference). Returns query points (Q, 3) ``[t, y, x]`` and the index of each query's
+    track (Q,), so that ``gt_tracks[index]`` / ``gt_occluded[index]`` are its targets. With ``max_queries``, a
+    random subset of that many (in the same order) is drawn with ``rng``.
     """
-    visible = ~occluded
+    visible = ~np.asarray(gt_occluded, dtype=bool)
+    gt_tracks = np.asarray(gt_tracks, dtype=np.float64)
     if query_mode == "first":
-        rows = np.flatnonzero(visible.any(1))
-        frames = visible[rows].argmax(1)
+        track = np.flatnonzero(visible.any(axis=1))
+        frame = visible[track].argmax(axis=1)
+    elif query_mode == "strided":
+        frames = np.arange(0, visible.shape[1], query_stride)
+        strided_frame, track = np.nonzero(visible[:, frames].T)
+        frame = frames[strided_frame]
     else:
-        candidates = np.arange(0, visible.shape[1], query_stride)
-        which, rows = np.nonzero(visible[:, candidates].T)  # frame-major: all queries of frame 0 first
-        frames = candidates[which]
-    if len(rows) == 0:
-        raise EntryError(f"no point visible at a query frame of the first {visible.shape[1]} frames")
-    x, y = tracks[rows, frames].T
-    return np.stack([frames, y, x], -1), tracks[rows], occluded[rows]
+        raise ValueError(f"unknown query mode {query_mode!r} (expected 'first' or 'strided')")
+    if max_queries is not None and len(track) > max_queries:
+        if rng is None:
+            raise ValueError("sampling max_queries of the queries needs an rng")
+        keep = np.sort(rng.choice(len(track), size=max_queries, replace=False))
+        track, frame = track[keep], frame[keep]
+    xy = gt_tracks[track, frame]
+    return np.stack([frame, xy[:, 1], xy[:, 0]], axis=-1).astype(np.float64), track
 
 
 def fixed_point_count(

@@ -1,0 +1,40 @@
+"""fourd's Hydra configs, shipped inside the package: the one `compose` outside a Hydra main, and the model
+config groups turned into model configs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from fourd.models.mae import DecoderConfig, MAEConfig
+from fourd.models.vit import ViTConfig
+
+CONFIG_DIR = str(Path(__file__).resolve().parent)
+
+
+def compose(config_name: str, overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:
+    """The config `python -m fourd.<config_name> OVERRIDES...` runs with (`train` or `probe`); Hydra's own
+    settings (run dir, launcher) only with `return_hydra_config`."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+ENCODER_FIELDS = ("width", "depth", "heads", "mlp", "patch_size", "num_frames", "image_size", "attn_backend")
+
+
+def encoder_config(model: Mapping[str, Any]) -> ViTConfig:
+    """The encoder of a `model` config group: a registry size plus the fields it overrides."""
+    m = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
+    return ViTConfig.from_size(m["size"], **{k: m[k] for k in ENCODER_FIELDS if k in m})
+
+
+def mae_config(model: Mapping[str, Any]) -> MAEConfig:
+    """The MAE of a `model` config group (encoder, decoder, masking)."""
+    m = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
+    return MAEConfig(encoder=encoder_config(m), decoder=DecoderConfig(**m["decoder"]), mask_ratio=m["mask_ratio"],
+                     masking=m["masking"], norm_pix_loss=m["norm_pix_loss"])

@@ -1,1 +1,0 @@
-"""Lightning glue: the pretraining module, strategies, data module, callbacks and run assembly."""

@@ -1,0 +1,24 @@
+"""`python -m fourd.probe probe=<task> backbone=<random|path>`: a 4D probe on a frozen encoder (fourd/conf/probe.yaml).
+
+Sweeps: `python -m fourd.probe -m probe=depth,points,boxes,pose backbone=random,outputs/demo/encoder.safetensors`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from fourd.conf import CONFIG_DIR
+from fourd.probe.run import probe
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="probe", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    probe(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Box tracking probe: a query embeds the first-frame box of an object; it predicts the box in every frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from fourd.probe.metrics.boxes import box_tracking_metrics
+from fourd.probe.tasks.base import ClipGeometry, FourierEmbedding, ProbeTask
+from fourd.viz import draw_boxes, save_grid
+
+
+class BoxTrackingTask(ProbeTask):
+    """Outputs per query and frame: x0, y0, x1, y1 normalised to [0, 1] (sigmoid). Objects hidden at frame 0
+    cannot be queried and are masked out."""
+
+    name = "boxes"
+
+    def __init__(self, geometry: ClipGeometry, readout_width: int) -> None:
+        super().__init__(geometry, readout_width)
+        self.outputs_per_query = 4 * geometry.num_frames
+        self.embed = FourierEmbedding(4, readout_width)
+        g = geometry
+        self.register_buffer("scale", torch.tensor([g.width, g.height, g.width, g.height]).float(), persistent=False)
+
+    def query_tokens(self, batch: dict[str, torch.Tensor], learned: torch.Tensor, batch_size: int) -> torch.Tensor:
+        return learned + self.embed(batch["boxes"][:, :, 0] / self.scale)
+
+    def boxes(self, out: torch.Tensor) -> torch.Tensor:
+        """(B, O, T*4) -> normalised boxes (B, O, T, 4) with ordered corners (x0 <= x1, y0 <= y1)."""
+        corners = out.unflatten(-1, (self.geometry.num_frames, 2, 2)).sigmoid()  # two (x, y) corners
+        return torch.cat([corners.min(dim=-2).values, corners.max(dim=-2).values], dim=-1)
+
+    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        target = batch["boxes"] / self.scale
+        mask = batch["box_visible"] & batch["box_visible"][:, :, :1]
+        return F.l1_loss(self.boxes(out)[mask], target[mask]) if mask.any() else out.sum() * 0
+
+    def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"boxes": self.boxes(out) * self.scale}
+
+    def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        visible = batch["box_visible"] & batch["box_visible"][:, :, :1]
+        return box_tracking_metrics(preds["boxes"].numpy(), batch["boxes"].numpy(), visible.numpy())
+
+    def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
+        """Per clip, every frame with true boxes (thick) and predicted boxes (thin)."""
+        rows = []
+        for clip in range(min(2, len(preds["boxes"]))):
+            frames = batch["video"][clip].permute(1, 2, 3, 0).numpy()
+            queried = batch["box_visible"][clip][:, 0].numpy()
+            row = []
+            for t, frame in enumerate(frames):
+                image = Image.fromarray(frame).resize((frame.shape[1] * 4, frame.shape[0] * 4), Image.NEAREST)
+                visible = batch["box_visible"][clip][:, t].numpy() & queried
+                draw_boxes(image, batch["boxes"][clip][:, t].numpy(), visible)
+                draw_boxes(image, preds["boxes"][clip][:, t].numpy(), visible, dashed=True)
+                row.append(image)
+            rows.append(row)
+        return save_grid(rows, path)

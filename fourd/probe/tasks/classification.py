@@ -1,0 +1,46 @@
+"""Classification probe: one learned query -> class logits; top-1, averaged over clips of a video at test time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fourd.probe.metrics.classification import multi_clip_accuracy, top1_accuracy
+from fourd.probe.tasks.base import ClipGeometry, ProbeTask
+from fourd.viz import save_grid
+
+
+class ClassificationTask(ProbeTask):
+    name = "classification"
+
+    def __init__(self, geometry: ClipGeometry, readout_width: int) -> None:
+        super().__init__(geometry, readout_width)
+        if geometry.num_classes < 2:
+            raise ValueError("classification needs a dataset with at least 2 classes")
+        self.outputs_per_query = geometry.num_classes
+
+    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(out[:, 0], batch["label"])
+
+    def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"logits": out[:, 0]}
+
+    def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        logits, labels = preds["logits"].numpy(), batch["label"].numpy()
+        metrics = {"top1": top1_accuracy(logits, labels)}
+        if "index" in batch:  # several clips per video: average their probabilities
+            metrics["top1_multi_clip"] = multi_clip_accuracy(logits, labels, batch["index"].numpy())
+        return metrics
+
+    def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
+        """First frame of each of 8 clips, with a green (correct) or red (wrong) bar under it."""
+        rows = []
+        for clip in range(min(8, len(preds["logits"]))):
+            frame = batch["video"][clip][:, 0].permute(1, 2, 0).numpy().copy()
+            correct = int(preds["logits"][clip].argmax()) == int(batch["label"][clip])
+            frame[-3:] = np.array([40, 200, 40] if correct else [220, 40, 40], np.uint8)
+            rows.append(frame)
+        return save_grid([rows], path)

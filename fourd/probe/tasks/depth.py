@@ -1,0 +1,62 @@
+"""Depth probe: one learned query per output patch (as the released ScanNet readout), log-depth per pixel."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from fourd.models.readout import depth_from_patches
+from fourd.probe.metrics.depth import depth_metrics
+from fourd.probe.tasks.base import ClipGeometry, ProbeTask
+from fourd.viz import colorize, save_grid
+
+LOSSES = ("l1", "silog")
+
+
+class DepthTask(ProbeTask):
+    """Predicts log-depth per pixel; `l1` is L1 on metric depth, `silog` the scale-invariant log loss."""
+
+    name = "depth"
+
+    def __init__(self, geometry: ClipGeometry, readout_width: int, output_patch: tuple[int, int, int] = (2, 8, 8),
+                 loss: str = "l1") -> None:
+        super().__init__(geometry, readout_width)
+        if loss not in LOSSES:
+            raise ValueError(f"unknown depth loss {loss!r}; choose one of {LOSSES}")
+        self.output_patch = tuple(output_patch)
+        self.loss_name = loss
+        self.shape = (geometry.num_frames, geometry.height, geometry.width)
+        self.num_queries = math.prod(n // p for n, p in zip(self.shape, self.output_patch, strict=True))
+        self.outputs_per_query = math.prod(self.output_patch)
+
+    def log_depth(self, out: torch.Tensor) -> torch.Tensor:
+        return depth_from_patches(out, self.shape, self.output_patch)[..., 0]  # (B, T, H, W)
+
+    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        log_pred, gt = self.log_depth(out), batch["depth"]
+        valid = gt > 0
+        if self.loss_name == "l1":
+            return (log_pred.exp() - gt).abs()[valid].mean()
+        diff = (log_pred - gt.clamp_min(1e-6).log())[valid]
+        return (diff.square().mean() - 0.85 * diff.mean().square()).clamp_min(0).sqrt()
+
+    def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"depth": self.log_depth(out).exp()}
+
+    def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        gt = batch["depth"]
+        return depth_metrics(preds["depth"].flatten(0, 1).numpy(), gt.flatten(0, 1).numpy(),
+                             (gt > 0).flatten(0, 1).numpy())
+
+    def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
+        """Per clip: frames, true depth, predicted depth (shared colour scale per clip)."""
+        rows = []
+        for clip in range(min(2, len(preds["depth"]))):
+            gt, pred = batch["depth"][clip].numpy(), preds["depth"][clip].numpy()
+            limits = (float(gt[gt > 0].min()), float(gt.max()))
+            rows.append(list(batch["video"][clip].permute(1, 2, 3, 0).numpy()))
+            rows.append(list(colorize(gt, limits=limits)))
+            rows.append(list(colorize(pred, limits=limits)))
+        return save_grid(rows, path)

@@ -1,0 +1,94 @@
+"""Point tracking probe: a query embeds the query point (t, y, x); per frame it predicts (x, y) and visibility.
+
+Queries follow TAP-Vid's 'first' protocol: each track is queried at its first visible frame; tracks that are
+never visible are masked out of the loss and the metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fourd.probe.metrics.tapvid import rescale_query_points, rescale_tracks, tapvid_metrics
+from fourd.probe.tasks.base import ClipGeometry, FourierEmbedding, ProbeTask
+from fourd.viz import draw_tracks, save_grid
+
+
+def first_visible_queries(occluded: torch.Tensor, tracks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, P, 3) query points [t, y, x] at each track's first visible frame, and (B, P) which tracks are usable."""
+    visible = ~occluded
+    usable = visible.any(-1)
+    first = visible.float().argmax(-1)  # first True (0 when never visible: masked by `usable`)
+    xy = torch.gather(tracks, 2, first[..., None, None].expand(-1, -1, 1, 2))[:, :, 0]
+    return torch.stack([first.to(tracks.dtype), xy[..., 1], xy[..., 0]], dim=-1), usable
+
+
+class PointTrackingTask(ProbeTask):
+    """Outputs per query and frame: x, y (normalised to [0, 1]) and a visibility logit."""
+
+    name = "points"
+
+    def __init__(self, geometry: ClipGeometry, readout_width: int, visibility_weight: float = 0.1) -> None:
+        super().__init__(geometry, readout_width)
+        self.outputs_per_query = 3 * geometry.num_frames
+        self.visibility_weight = visibility_weight
+        self.embed = FourierEmbedding(3, readout_width)
+        g = geometry
+        self.register_buffer("scale", torch.tensor([max(g.num_frames - 1, 1), g.height, g.width]).float(),
+                             persistent=False)
+
+    def query_tokens(self, batch: dict[str, torch.Tensor], learned: torch.Tensor, batch_size: int) -> torch.Tensor:
+        queries, _ = first_visible_queries(batch["occluded"], batch["tracks"])
+        return learned + self.embed(queries / self.scale)
+
+    def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, P, T*3) -> normalised xy (B, P, T, 2), visibility logits (B, P, T)."""
+        out = out.unflatten(-1, (self.geometry.num_frames, 3))
+        return out[..., :2], out[..., 2]
+
+    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        xy, logits = self.split(out)
+        _, usable = first_visible_queries(batch["occluded"], batch["tracks"])
+        target = batch["tracks"] / self.scale[[2, 1]]
+        visible = ~batch["occluded"] & usable[..., None]
+        position = F.huber_loss(xy[visible], target[visible], delta=0.05) if visible.any() else xy.sum() * 0
+        frames = usable[..., None].expand_as(logits)
+        visibility = F.binary_cross_entropy_with_logits(logits[frames], (~batch["occluded"])[frames].float())
+        return position + self.visibility_weight * visibility
+
+    def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        xy, logits = self.split(out)
+        queries, usable = first_visible_queries(batch["occluded"], batch["tracks"])
+        return {"tracks": xy * self.scale[[2, 1]], "occluded": logits < 0, "query_points": queries,
+                "usable": usable}
+
+    def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """TAP-Vid metrics ('first' queries, 256x256 raster) per video, then the mean over videos."""
+        size = (self.geometry.height, self.geometry.width)
+        per_video = []
+        for i in range(len(preds["tracks"])):
+            keep = preds["usable"][i].numpy()
+            if not keep.any():
+                continue
+            query = preds["query_points"][i].numpy()[keep][None]
+            per_video.append(tapvid_metrics(
+                rescale_query_points(query, size),
+                batch["occluded"][i].numpy()[keep][None], rescale_tracks(batch["tracks"][i].numpy()[keep][None], size),
+                preds["occluded"][i].numpy()[keep][None], rescale_tracks(preds["tracks"][i].numpy()[keep][None], size),
+                query_mode="first"))
+        return {k: float(np.nanmean([m[k] for m in per_video])) for k in per_video[0]}
+
+    def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
+        """Per clip: true tracks (filled) and predicted tracks (hollow) on every frame."""
+        rows = []
+        for clip in range(min(2, len(preds["tracks"]))):
+            frames = batch["video"][clip].permute(1, 2, 3, 0).numpy()
+            usable = preds["usable"][clip].numpy()
+            for tracks, occluded, hollow in ((batch["tracks"], batch["occluded"], False),
+                                             (preds["tracks"], preds["occluded"], True)):
+                rows.append([draw_tracks(frame, tracks[clip][:, t].numpy(), (~occluded[clip][:, t]).numpy() & usable,
+                                         hollow=hollow) for t, frame in enumerate(frames)])
+        return save_grid(rows, path)

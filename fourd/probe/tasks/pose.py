@@ -1,0 +1,66 @@
+"""Camera pose probe: one query per frame predicts the camera pose relative to frame 0 (6-D rotation + t)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fourd.probe.metrics.pose import pose_metrics, relative_poses
+from fourd.probe.metrics.rotation import matrix_to_rotation_6d, rotation_6d_to_matrix
+from fourd.probe.tasks.base import ClipGeometry, ProbeTask
+from fourd.viz import save_grid
+
+
+class CameraPoseTask(ProbeTask):
+    """Per frame: a continuous 6-D rotation and a translation of camera t relative to camera 0."""
+
+    name = "pose"
+
+    def __init__(self, geometry: ClipGeometry, readout_width: int, translation_weight: float = 1.0) -> None:
+        super().__init__(geometry, readout_width)
+        self.num_queries = geometry.num_frames
+        self.outputs_per_query = 9
+        self.translation_weight = translation_weight
+
+    def poses(self, out: torch.Tensor) -> torch.Tensor:
+        """(B, T, 9) -> relative poses (B, T, 4, 4)."""
+        pose = torch.zeros(*out.shape[:-1], 4, 4, dtype=out.dtype, device=out.device)
+        pose[..., :3, :3] = rotation_6d_to_matrix(out[..., :6])
+        pose[..., :3, 3] = out[..., 6:]
+        pose[..., 3, 3] = 1
+        return pose
+
+    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        target = relative_poses(batch["world_to_camera"])
+        rotation = F.l1_loss(out[..., :6], matrix_to_rotation_6d(target[..., :3, :3]))
+        return rotation + self.translation_weight * F.l1_loss(out[..., 6:], target[..., :3, 3])
+
+    def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"poses": self.poses(out)}
+
+    def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        return pose_metrics(preds["poses"].numpy(), relative_poses(batch["world_to_camera"]).numpy())
+
+    def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
+        """Top-down (x, z) camera trajectories, true (solid) and predicted (dashed), next to the first frames."""
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # after choosing the non-interactive backend
+
+        clips = min(4, len(preds["poses"]))
+        fig, axes = plt.subplots(1, clips, figsize=(3 * clips, 3), squeeze=False)
+        true = relative_poses(batch["world_to_camera"])
+        for clip, ax in enumerate(axes[0]):
+            for poses, style in ((true[clip], "-"), (preds["poses"][clip], "--")):
+                centres = -(poses[:, :3, :3].transpose(1, 2) @ poses[:, :3, 3:])[..., 0].numpy()
+                ax.plot(centres[:, 0], centres[:, 2], style, marker="o", markersize=3)
+            ax.set_title(f"clip {clip}: x-z path", fontsize=8)
+            ax.set_aspect("equal", adjustable="datalim")
+        fig.tight_layout()
+        fig.canvas.draw()
+        image = [[np.asarray(fig.canvas.buffer_rgba())[..., :3]]]
+        plt.close(fig)
+        return save_grid(image, path)

@@ -1,0 +1,148 @@
+"""How the MAE is parallelised (torchtitan style): the Lightning strategy (auto, DDP, FSDP2 through
+ModelParallelStrategy), the FSDP2 mesh and sharding, then activation checkpointing and compile."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy, Strategy
+from torch import nn
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+
+from fourd.models.mae import MAEConfig, MaskedAutoencoder
+
+try:  # public since torch 2.6
+    from torch.distributed.fsdp import (
+        CPUOffloadPolicy,
+        MixedPrecisionPolicy,
+        OffloadPolicy,
+        fully_shard,
+        register_fsdp_forward_method,
+    )
+except ImportError:  # torch 2.4 / 2.5
+    from torch.distributed._composable.fsdp import (
+        CPUOffloadPolicy,
+        MixedPrecisionPolicy,
+        OffloadPolicy,
+        fully_shard,
+        register_fsdp_forward_method,
+    )
+
+log = logging.getLogger(__name__)
+STRATEGIES = ("auto", "ddp", "fsdp")
+SHARDINGS = ("full", "hybrid")
+PARAM_DTYPES = ("bfloat16", "float16", "float32")
+
+
+@dataclass
+class FSDPConfig:
+    """How FSDP2 shards the model. `hybrid` shards inside groups of `shard_size` ranks, replicates across them."""
+
+    sharding: str = "full"
+    shard_size: int | None = None  # hybrid only; default: the devices of one node
+    param_dtype: str | None = "bfloat16"  # compute dtype of gathered params on CUDA (reductions stay fp32)
+    reshard_after_forward: bool = True
+    cpu_offload: bool = False
+
+    def __post_init__(self) -> None:
+        if self.sharding not in SHARDINGS:
+            raise ValueError(f"unknown FSDP sharding {self.sharding!r}; choose one of {SHARDINGS}")
+        if self.param_dtype is not None and self.param_dtype not in PARAM_DTYPES:
+            raise ValueError(f"unknown param_dtype {self.param_dtype!r}; choose one of {PARAM_DTYPES}")
+
+    def shard_group_size(self, world_size: int, devices_per_node: int) -> int:
+        """Ranks that share one copy of the model: all of them (full), or `shard_size` (hybrid; default one node)."""
+        if self.sharding == "full":
+            return world_size
+        shard = self.shard_size or devices_per_node
+        if world_size % shard:
+            raise ValueError(f"hybrid sharding: world size {world_size} is not a multiple of shard_size {shard}")
+        return shard
+
+
+def fsdp_settings(strategy: Mapping[str, Any]) -> dict[str, Any]:
+    """The FSDPConfig fields that a `strategy` config group sets (the others keep their defaults)."""
+    return {f.name: strategy[f.name] for f in dataclasses.fields(FSDPConfig) if f.name in strategy}
+
+
+def build_strategy(name: str, world_size: int, ddp_kwargs: dict[str, Any] | None = None) -> Strategy | str:
+    """Lightning strategy for a config name. FSDP uses every rank for data parallelism (no tensor parallel)."""
+    if name == "auto":
+        return "auto"
+    if name == "ddp":
+        return DDPStrategy(**(ddp_kwargs or {}))
+    if name == "fsdp":
+        return ModelParallelStrategy(data_parallel_size=world_size, tensor_parallel_size=1)
+    raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+
+
+def fsdp_mesh(config: FSDPConfig, world_mesh: DeviceMesh, devices_per_node: int) -> DeviceMesh:
+    """1-D mesh for full sharding, or a (replicate, shard) mesh for hybrid sharding across nodes."""
+    if config.sharding == "full":
+        return world_mesh
+    world = world_mesh.size()
+    shard = config.shard_group_size(world, devices_per_node)
+    return init_device_mesh(world_mesh.device_type, (world // shard, shard), mesh_dim_names=("replicate", "shard"))
+
+
+def shard_model(model: nn.Module, blocks: list[nn.Module], mesh: DeviceMesh, config: FSDPConfig,
+                device: torch.device, forward_methods: tuple[str, ...] = ()) -> None:
+    """fully_shard each transformer block, then the root (patch embedding, embeddings, heads).
+
+    `forward_methods` are root methods other than `forward` that run the model (they unshard it too).
+    """
+    if config.cpu_offload and device.type != "cuda":
+        raise ValueError("strategy.cpu_offload needs a CUDA device: it keeps sharded parameters, gradients and "
+                         f"AdamW states in pinned host memory for the GPU (this run is on {device.type})")
+    use_param_dtype = config.param_dtype and device.type == "cuda"
+    mp = MixedPrecisionPolicy(
+        param_dtype=getattr(torch, config.param_dtype) if use_param_dtype else None,
+        reduce_dtype=torch.float32 if use_param_dtype else None,
+    )
+    offload = CPUOffloadPolicy() if config.cpu_offload else OffloadPolicy()
+    for block in blocks:
+        fully_shard(block, mesh=mesh, mp_policy=mp, offload_policy=offload,
+                    reshard_after_forward=config.reshard_after_forward)
+    fully_shard(model, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=False)
+    for name in forward_methods:
+        register_fsdp_forward_method(model, name)
+
+
+def shard_device(config: FSDPConfig, device: torch.device) -> torch.device:
+    """Where sharded parameters live: the host under CPU offload (FSDP2 requires it), else the compute device."""
+    return torch.device("cpu") if config.cpu_offload else device
+
+
+def sharding_summary(model: nn.Module) -> tuple[int, int]:
+    """(parameter scalars held by this rank, parameter scalars of the whole model)."""
+    local = total = 0
+    for p in model.parameters():
+        total += p.numel()
+        local += p.to_local().numel() if hasattr(p, "to_local") else p.numel()
+    return local, total
+
+
+def build_mae(config: MAEConfig, device: torch.device, mesh: DeviceMesh | None = None,
+              fsdp: FSDPConfig | None = None, activation_checkpointing: bool = False,
+              compile: bool = False) -> MaskedAutoencoder:
+    """The MAE as training runs it: plain (on the ambient default device), or with a `mesh` built on the meta
+    device, FSDP2-sharded and only then materialised on `device`, so giant models never exist whole on a rank;
+    then activation checkpointing and compile."""
+    if mesh is None:
+        model = MaskedAutoencoder(config)
+    else:
+        fsdp = fsdp or FSDPConfig()
+        with torch.device("meta"):
+            model = MaskedAutoencoder(config)
+        shard_model(model, model.blocks, mesh, fsdp, device, forward_methods=("reconstruct",))
+        model.to_empty(device=shard_device(fsdp, device))
+        model.init_weights()
+    model.set_activation_checkpointing(activation_checkpointing)
+    if compile:
+        model.compile_for_training(per_block=mesh is not None)
+    return model

@@ -1,0 +1,120 @@
+"""Assemble a pretraining run from a composed Hydra config: data, module, strategy, trainer, callbacks."""
+
+from __future__ import annotations
+
+import logging
+from math import prod
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.callbacks import LearningRateMonitor, ThroughputMonitor
+from omegaconf import DictConfig, OmegaConf
+
+from fourd.conf import mae_config
+from fourd.models.flops import mae_flops
+from fourd.models.mae import MAEConfig
+from fourd.models.zoo import parameter_counts
+from fourd.train.callbacks import EncoderExport, ReconstructionImages
+from fourd.train.checkpoints import RollingCheckpoint, latest_checkpoint
+from fourd.train.datamodule import VideoDataModule
+from fourd.train.logs import training_loggers
+from fourd.train.module import TrainModule
+from fourd.train.parallelize import build_strategy, fsdp_settings
+from fourd.train.precision import resolve_precision
+from fourd.train.preemption import Preemption
+
+log = logging.getLogger(__name__)
+
+
+def bf16_gpu(accelerator: str) -> bool:
+    """Whether this run's steps run on a CUDA device with bf16 (where precision 'auto' means bf16-mixed)."""
+    cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return cuda and torch.cuda.is_bf16_supported()
+
+
+def world_size(trainer_cfg: DictConfig) -> int:
+    devices = trainer_cfg.devices
+    if devices in ("auto", -1, "-1"):
+        devices = torch.cuda.device_count() if torch.cuda.is_available() and trainer_cfg.accelerator != "cpu" else 1
+    count = len(devices) if isinstance(devices, (list, tuple)) else int(devices)
+    return count * int(trainer_cfg.num_nodes)
+
+
+def resolve_resume(resume: str | None, checkpoint_dir: Path) -> str | None:
+    """None, 'auto' (newest complete checkpoint of this run directory, if any) or a path that must exist."""
+    if resume in (None, "", "none"):
+        return None
+    if resume == "auto":
+        latest = latest_checkpoint(checkpoint_dir)
+        if latest is not None:
+            log.info(f"resuming from {latest}")
+            return str(latest)
+        log.info(f"resume=auto: no complete checkpoint in {checkpoint_dir} yet, starting fresh")
+        return None
+    if not Path(resume).exists():
+        raise FileNotFoundError(f"resume={resume}: no such checkpoint")
+    return resume
+
+
+def cluster_plugins() -> list[Any]:
+    """On SLURM, fourd's Preemption callback saves and requeues: Lightning's own auto-requeue stays off."""
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Trainer:
+    trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_kwargs["precision"] = resolve_precision(trainer_kwargs["precision"],
+                                                    bf16_gpu(trainer_kwargs["accelerator"]))
+    strategy_cfg = cfg.strategy
+    ddp_kwargs = {k: strategy_cfg[k] for k in ("find_unused_parameters", "gradient_as_bucket_view")
+                  if k in strategy_cfg}
+    callbacks = [
+        LearningRateMonitor(logging_interval="step"),
+        ThroughputMonitor(batch_size_fn=lambda batch: batch["video"].shape[0],
+                          length_fn=lambda batch: batch["video"].shape[0] * tokens_per_clip,
+                          window_size=cfg.throughput_window),
+        ReconstructionImages(run_dir / "reconstructions", cfg.images.every_n_steps, cfg.images.num_clips),
+    ]
+    checkpoint = None
+    if trainer_kwargs["enable_checkpointing"] is not False:
+        checkpoint = RollingCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last)
+        callbacks.append(checkpoint)
+    trainer_kwargs["enable_checkpointing"] = False  # fourd's RollingCheckpoint replaces Lightning's ModelCheckpoint
+    preemption = Preemption(checkpoint)
+    callbacks.append(preemption)
+    if cfg.export_encoder:
+        callbacks.append(EncoderExport(run_dir / "encoder.safetensors", skip_if=lambda: preemption.preempted))
+    loggers = training_loggers(run_dir, flush_every_n_steps=trainer_kwargs["log_every_n_steps"])
+    return L.Trainer(**trainer_kwargs, strategy=build_strategy(strategy_cfg.name, world_size(cfg.trainer), ddp_kwargs),
+                     callbacks=callbacks, logger=loggers, default_root_dir=run_dir, plugins=cluster_plugins())
+
+
+def describe(config: MAEConfig) -> str:
+    params = parameter_counts(config)
+    return (f"encoder {params['encoder']:,} params, decoder {params['decoder']:,} params, "
+            f"{mae_flops(config)['total'] / 1e9:.1f} forward GFLOPs per clip at mask ratio {config.mask_ratio}")
+
+
+def train(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
+    """Run (or, with dry_run, only build and describe) the pretraining described by `cfg`."""
+    config = mae_config(cfg.model)
+    log.info(f"model: {describe(config)}")
+    L.seed_everything(cfg.seed, workers=True)
+    data_kwargs = {k: v for k, v in cfg.data.items() if k != "dataset"}
+    datamodule = VideoDataModule(instantiate(cfg.data.dataset), **data_kwargs, seed=cfg.seed)
+    module = TrainModule(
+        model=config.to_dict(), optim=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        fsdp=fsdp_settings(cfg.strategy),
+        activation_checkpointing=cfg.strategy.activation_checkpointing, compile=cfg.compile, seed=cfg.seed,
+        max_bad_steps=cfg.max_bad_steps,
+    )
+    trainer = build_trainer(cfg, run_dir, prod(config.encoder.grid))
+    if cfg.dry_run:
+        log.info(f"dry run: config composed, data ({len(datamodule.dataset)} clips), module and trainer built")
+        return None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_resume(cfg.resume, run_dir / "checkpoints"))
+    return trainer

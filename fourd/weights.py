@@ -1,0 +1,121 @@
+"""Weights on disk: every kind of file fourd writes (encoder, depth model, whole MAE) as safetensors with the
+model config in the metadata, written atomically, and one `load` that reads them all."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from fourd.files import atomic_write
+from fourd.models.mae import MAEConfig, MaskedAutoencoder
+from fourd.models.readout import DepthConfig, DepthModel
+from fourd.models.vit import SpaceTimeViT, ViTConfig
+
+FORMAT = "fourd"
+MODELS: dict[str, tuple[type, type]] = {  # kind -> (config class, model class)
+    "encoder": (ViTConfig, SpaceTimeViT),
+    "depth": (DepthConfig, DepthModel),
+    "mae": (MAEConfig, MaskedAutoencoder),
+}
+Model = SpaceTimeViT | DepthModel | MaskedAutoencoder
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "_forward_module.", "_checkpoint_wrapped_module.")
+
+
+class CheckpointError(ValueError):
+    """A weights file that does not fit the model it claims to hold."""
+
+
+def strip_wrapper_prefixes(name: str) -> str:
+    """'module._orig_mod.blocks.0...' -> 'blocks.0...' (DDP, torch.compile and wrapper prefixes)."""
+    return ".".join(part for part in name.split(".") if f"{part}." not in WRAPPER_PREFIXES)
+
+
+def save_weights(path: str | Path, state: Mapping[str, torch.Tensor], kind: str, config: Mapping[str, Any],
+                 extra: Mapping[str, str] | None = None) -> Path:
+    """Write tensors (unwrapped names, contiguous, CPU) with {format, kind, config} metadata."""
+    tensors = {strip_wrapper_prefixes(k): v.detach().to("cpu").contiguous() for k, v in state.items()}
+    metadata = {"format": FORMAT, "kind": kind, "config": json.dumps(config), **(extra or {})}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; a clear error for missing or corrupt files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
+
+
+def load_state_strict(module: nn.Module, state: Mapping[str, Any], source: str, check_only: bool = False) -> None:
+    """load_state_dict that names every missing, unexpected and wrongly shaped key in one error.
+
+    With `check_only` nothing is loaded (e.g. for a model on the meta device).
+    """
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+                    for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or shapes:
+        problems = [f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+                    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+                    if keys]
+        raise CheckpointError(f"{source} does not match the model: " + "; ".join(problems))
+    if not check_only:
+        module.load_state_dict(state, strict=True)
+
+
+def save_encoder(path: str | Path, encoder: SpaceTimeViT, state: Mapping[str, torch.Tensor] | None = None,
+                 extra: Mapping[str, str] | None = None) -> Path:
+    """Save an encoder (or a given full state dict of it) with its config."""
+    return save_weights(path, state if state is not None else encoder.state_dict(), "encoder",
+                        encoder.config.to_dict(), extra)
+
+
+def build_model(kind: str, config: dict[str, Any]) -> Model:
+    """The model a file's metadata describes: kind 'encoder', 'depth' or 'mae'."""
+    if kind not in MODELS:
+        raise CheckpointError(f"unknown model kind {kind!r} (expected one of {', '.join(MODELS)})")
+    config_class, model_class = MODELS[kind]
+    return model_class(config_class.from_dict(config))
+
+
+def load(path: str | Path, **encoder_overrides: Any) -> Model:
+    """Load any fourd safetensors file (ours, an export, or converted from an official .npz) in eval mode.
+
+    Returns the encoder, the DepthModel (encoder + readout) or the MaskedAutoencoder (`fourd.export --what mae`),
+    as the file's metadata says. `encoder_overrides` change encoder config fields that do not affect weights,
+    e.g. attn_backend="reference".
+    """
+    state, metadata = read_weights(path)
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise CheckpointError(f"{path} has no fourd metadata (format/config); convert official .npz files first")
+    kind, config = metadata.get("kind", "encoder"), json.loads(metadata["config"])
+    if encoder_overrides:
+        if kind == "encoder":
+            config = {**config, **encoder_overrides}
+        else:
+            config["encoder"] = {**config["encoder"], **encoder_overrides}
+    try:
+        model = build_model(kind, config)
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path}: the config in its metadata is invalid: {err}") from err
+    load_state_strict(model, state, str(path))
+    return model.eval()
+
+
+def load_encoder(path: str | Path, **encoder_overrides: Any) -> SpaceTimeViT:
+    """The encoder of any fourd safetensors file (an encoder, a depth model or an MAE), in eval mode."""
+    model = load(path, **encoder_overrides)
+    return model if isinstance(model, SpaceTimeViT) else model.encoder

@@ -1,0 +1,127 @@
+"""The plain reference MAE equals fourd's, the timing helpers, and tools/bench.py in all three modes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fourd.bench.reference import ReferenceMAE
+from fourd.bench.run import BenchOptions, bench_forward, bench_train, compose_train
+from fourd.bench.timing import matmul_peak_flops, time_rounds, warm_up
+from fourd.models.flops import mae_flops
+from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
+from fourd.models.vit import SpaceTimeViT, ViTConfig, count_parameters
+from fourd.train.run import mae_config
+from tests.helpers import REPO
+
+TINY = ["model.width=32", "model.depth=1", "model.heads=2", "model.mlp=64", "model.num_frames=4", "model.image_size=32",
+        "model.decoder.width=32", "model.decoder.depth=1", "model.decoder.heads=2", "model.decoder.mlp=64",
+        "data.batch_size=2"]
+REQUIRED = {"exp", "device", "dtype", "batch", "mask_ratio", "attn", "compile", "activation_checkpointing", "params",
+            "clips_per_s", "tokens_per_s", "tflops", "mfu", "peak_mem_gb", "reference_clips_per_s", "speedup"}
+
+
+def tiny_config(attn_backend: str = "auto", **kwargs) -> MAEConfig:
+    encoder = ViTConfig(width=32, depth=2, heads=4, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32,
+                        attn_backend=attn_backend)
+    return MAEConfig(encoder=encoder, decoder=DecoderConfig(32, 1, 2, 48), mask_ratio=0.75, **kwargs)
+
+
+@pytest.mark.parametrize("masking", ["random", "tube"])
+@pytest.mark.parametrize("norm_pix_loss", [False, True])
+def test_reference_loads_fourd_weights_and_gives_the_same_loss_and_gradients(masking, norm_pix_loss):
+    config = tiny_config(masking=masking, norm_pix_loss=norm_pix_loss)
+    model, reference = MaskedAutoencoder(config), ReferenceMAE(config)
+    reference.load_state_dict(model.state_dict(), strict=True)
+    video = torch.rand(2, 3, 4, 32, 32)
+    masking = model.mask(2, video.device)
+    loss, ref_loss = model(video, masking=masking).loss, reference(video, masking)
+    assert abs(loss.item() - ref_loss.item()) < 1e-5
+    loss.backward()
+    ref_loss.backward()
+    ref_params = dict(reference.named_parameters())
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.grad, ref_params[name].grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_reference_counts_the_same_flops_as_fourd_and_the_analytic_model():
+    # fourd's reference backend: FlopCounterMode does not count the CPU flash SDPA kernel
+    config = tiny_config(attn_backend="reference")
+    model, reference = MaskedAutoencoder(config), ReferenceMAE(config)
+    video = torch.rand(2, 3, 4, 32, 32)
+    masking = model.mask(2, video.device)
+    with FlopCounterMode(display=False) as fourd_count:
+        model(video, masking=masking)
+    with FlopCounterMode(display=False) as reference_count:
+        reference(video, masking)
+    assert fourd_count.get_total_flops() == reference_count.get_total_flops() == 2 * mae_flops(config)["total"]
+
+
+def test_rounds_interleave_and_warm_up_reports_memory():
+    calls = []
+    times = time_rounds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3, torch.device("cpu"))
+    assert calls == ["a", "b"] * 3 and {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    step, memory = warm_up(lambda: lambda: calls.append("w"), 2, torch.device("cpu"))
+    assert calls[-3:] == ["w"] * 3 and memory > 0  # CPU: the process's peak RSS
+
+
+def run_bench(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, "tools/bench.py", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout
+    return json.loads(lines[0])
+
+
+def test_cli_prints_one_json_line_with_the_reference_comparison():
+    out = run_bench("--exp", "demo", "--steps", "2", "--warmup", "1", "--compare-reference", "--device", "cpu", *TINY)
+    assert REQUIRED <= set(out)
+    assert out["device"] == "cpu" and out["dtype"] == "fp32" and out["batch"] == 2 and out["attn"] == "sdpa"
+    assert out["mfu"] is None and out["clips_per_s"] > 0 and out["reference_clips_per_s"] > 0 and out["speedup"] > 0
+    assert out["tokens_per_s"] == pytest.approx(out["clips_per_s"] * 2 * 4 * 4, rel=1e-3)
+
+
+def test_cli_loader_times_the_training_loader():
+    out = run_bench("--exp", "demo", "--loader", "--steps", "2", "--warmup", "1", "--device", "cpu", *TINY,
+                    "data.num_workers=1", "data.dataset.num_clips=16")
+    assert out["mode"] == "loader" and out["num_workers"] == 1 and out["batch"] == 2 and out["clips_per_s"] > 0
+
+
+def test_forward_only_runs_the_encoder_in_bf16():
+    cfg = compose_train("demo", [*TINY, "model.attn_backend=reference"])
+    out = bench_forward("demo", cfg, BenchOptions("cpu", "bf16", steps=1, warmup=0))
+    assert out["mode"] == "forward" and out["dtype"] == "bf16" and out["clips_per_s"] > 0
+    assert out["params"] == count_parameters(SpaceTimeViT(mae_config(cfg.model).encoder))  # the encoder alone
+
+
+def test_train_step_shards_with_fsdp_on_one_rank_with_checkpointing():
+    cfg = compose_train("demo", [*TINY, "strategy=fsdp"])
+    out = bench_train("demo", cfg, BenchOptions("cpu", "fp32", steps=1, warmup=0))
+    assert out["strategy"] == "fsdp" and out["activation_checkpointing"] and out["clips_per_s"] > 0 and out["speedup"] is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_matmul_peak_and_mfu_on_gpu():
+    assert matmul_peak_flops(torch.device("cuda"), size=4096, repeats=3, trials=2) > 1e12
+    cfg = compose_train("demo", TINY)
+    out = bench_train("demo", cfg, BenchOptions("cuda", "bf16", steps=3, warmup=2, compare_reference=True))
+    assert 0 < out["mfu"] < 1 and out["peak_tflops"] > 1 and out["peak_mem_gb"] > 0 and out["speedup"] > 0
+
+
+def test_cpu_offload_without_cuda_is_refused_with_a_reason():
+    cfg = compose_train("demo", [*TINY, "strategy=fsdp", "strategy.cpu_offload=true"])
+    with pytest.raises(ValueError, match="cpu_offload needs a CUDA device"):
+        bench_train("demo", cfg, BenchOptions("cpu", "fp32", steps=1, warmup=0))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cpu_offload_trains_on_gpu_with_host_shards():
+    cfg = compose_train("demo", [*TINY, "strategy=fsdp", "strategy.cpu_offload=true"])
+    out = bench_train("demo", cfg, BenchOptions("cuda", "bf16", steps=2, warmup=1))
+    assert out["clips_per_s"] > 0

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fourd.data.video import VideoReadError, count_frames, read_clip, read_frames, write_video
+from tests.helpers.videos import BROKEN_KINDS, READER_BACKENDS, make_frames, write_broken_video, write_test_video
+
+
+@pytest.mark.parametrize("backend", READER_BACKENDS)
+def test_written_video_reads_back(tmp_path, backend):
+    frames = make_frames()
+    write_video(tmp_path / "clip.mp4", frames)
+
+    assert count_frames(tmp_path / "clip.mp4", backend=backend) == 12
+    decoded = read_frames(tmp_path / "clip.mp4", range(12), backend=backend)
+    assert decoded.dtype == np.uint8 and decoded.shape == (12, 48, 64, 3)
+    assert np.abs(decoded.astype(float) - frames).mean() < 6  # lossy codec, smooth content
+
+    picked = read_frames(str(tmp_path / "clip.mp4"), [11, 0, 5, 5], backend=backend)
+    np.testing.assert_array_equal(picked, decoded[[11, 0, 5, 5]])
+
+
+@pytest.mark.parametrize("backend", READER_BACKENDS)
+def test_read_clip_chooses_indices_from_the_frame_count(tmp_path, backend):
+    path = write_test_video(tmp_path / "clip.mp4")
+    seen = []
+
+    def last_two(num_frames):
+        seen.append(num_frames)
+        return [num_frames - 2, num_frames - 1]
+
+    assert read_clip(path, last_two, backend=backend).shape == (2, 48, 64, 3)
+    assert seen == [12]
+
+
+def test_backends_decode_alike(tmp_path):
+    pytest.importorskip("decord")
+    path = write_test_video(tmp_path / "clip.mp4")
+    by_decord = read_frames(path, range(12), backend="decord").astype(int)
+    by_av = read_frames(path, range(12), backend="av").astype(int)
+    assert np.abs(by_decord - by_av).mean() < 2
+
+
+def test_write_video_pads_odd_sizes_and_leaves_no_temporary_files(tmp_path):
+    write_video(tmp_path / "odd.mp4", make_frames(num_frames=3, height=47, width=63))
+
+    assert read_frames(tmp_path / "odd.mp4", [0], backend="av").shape == (1, 48, 64, 3)
+    assert [path.name for path in tmp_path.iterdir()] == ["odd.mp4"]
+
+
+def test_write_video_rejects_non_uint8_frames(tmp_path):
+    with pytest.raises(ValueError, match="uint8"):
+        write_video(tmp_path / "bad.mp4", make_frames().astype(np.float32))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("backend", READER_BACKENDS)
+@pytest.mark.parametrize("kind", [*BROKEN_KINDS, "audio_only", "missing"])
+def test_unreadable_files_raise_video_read_error(tmp_path, backend, kind):
+    path = tmp_path / f"{kind}.mp4"
+    if kind != "missing":
+        write_broken_video(path, kind)
+
+    with pytest.raises(VideoReadError, match=f"{kind}.mp4") as error:
+        read_frames(path, range(12), backend=backend)
+    assert error.value.path == path and error.value.reason
+    if kind != "truncated":  # a truncated file keeps its header, so only decoding fails
+        with pytest.raises(VideoReadError, match=f"{kind}.mp4"):
+            count_frames(path, backend=backend)
+
+
+@pytest.mark.parametrize("backend", READER_BACKENDS)
+def test_out_of_range_indices_raise_video_read_error(tmp_path, backend):
+    path = write_test_video(tmp_path / "clip.mp4")
+    with pytest.raises(VideoReadError, match="outside 0..11"):
+        read_frames(path, [12], backend=backend)
+
+
+def test_unknown_backend_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown video backend"):
+        count_frames(write_test_video(tmp_path / "clip.mp4"), backend="opencv")

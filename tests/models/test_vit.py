@@ -1,0 +1,85 @@
+import json
+
+import pytest
+import torch
+
+from fourd.models.sizes import OFFICIAL_NAMES, VIT_SIZES, resolve_size
+from fourd.models.vit import SpaceTimeViT, ViTConfig, build_encoder, count_parameters
+
+
+def tiny(**kw) -> SpaceTimeViT:
+    base = dict(width=32, depth=3, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)
+    return SpaceTimeViT(ViTConfig(**{**base, **kw}))
+
+
+def test_registry_matches_official_sizes(fixtures_dir):
+    official = json.loads((fixtures_dir / "vit_sizes.json").read_text())["sizes"]
+    assert set(OFFICIAL_NAMES) == set(official)
+    for name, spec in official.items():
+        size = resolve_size(name)
+        assert (size.width, size.depth, size.mlp, size.heads) == (
+            spec["hidden_size"], spec["num_layers"], spec["mlp_size"], spec["num_heads"])
+    assert resolve_size("g") != resolve_size("G")  # case matters for official names
+    assert resolve_size("ViT-G/16") == VIT_SIZES["bigg"]
+    assert resolve_size("22b") == VIT_SIZES["22b"] and VIT_SIZES["22b"].width == 6144
+    assert len({n.lower() for n in VIT_SIZES}) == len(VIT_SIZES)  # config file names never collide
+    with pytest.raises(KeyError, match="unknown ViT size"):
+        resolve_size("xl")
+
+
+@pytest.mark.parametrize("size,expected", [("b", 87_439_104), ("e", 3_809_464_064)])
+def test_parameter_counts_match_released_checkpoints(size, expected, fixtures_dir):
+    with torch.device("meta"):
+        encoder = build_encoder(size)
+    assert count_parameters(encoder) == expected
+    keys = json.loads((fixtures_dir / "r4d_keys_e.json").read_text())
+    if size == "e":
+        assert keys["num_param_scalars"] == expected
+
+
+def test_shapes_and_feature_list():
+    model = tiny().eval()
+    video = torch.rand(2, 3, 4, 32, 32)
+    tokens = model(video)
+    assert tokens.shape == (2, 2 * 4 * 4, 32)
+    feats = model.features(video)
+    assert len(feats) == 3 + 1
+    torch.testing.assert_close(feats[0], feats[1])  # official quirk: entries 0 and 1 are the same
+    # the last entry is the input of the last block, not the encoder output
+    torch.testing.assert_close(model.blocks[-1](feats[-1]), tokens)
+
+
+def test_visible_token_subset_equals_encoding_only_those_tokens():
+    model = tiny(depth=1).eval()
+    video = torch.rand(1, 3, 4, 32, 32)
+    ids = torch.tensor([[0, 5, 31]])
+    x, _ = model.tokenize(video)
+    expected = model.blocks[0](x[:, [0, 5, 31]])
+    torch.testing.assert_close(model(video, ids), expected)
+
+
+def test_position_embedding_identical_on_native_grid_and_interpolated_otherwise():
+    model = tiny()
+    assert model.position_embedding((2, 4, 4)) is model.pos_embed
+    bigger = model.position_embedding((4, 6, 6))
+    assert bigger.shape == (4, 6, 6, 32)
+    assert model(torch.rand(1, 3, 8, 48, 48)).shape == (1, 4 * 6 * 6, 32)
+
+
+def test_config_validation_names_the_problem():
+    with pytest.raises(ValueError, match="divisible by heads"):
+        ViTConfig(width=30, heads=4)
+    with pytest.raises(ValueError, match="num_frames 5"):
+        ViTConfig(num_frames=5)
+
+
+def test_grad_checkpointing_gives_same_gradients():
+    model = tiny()
+    video = torch.rand(1, 3, 4, 32, 32)
+    model(video).square().mean().backward()
+    plain = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.set_activation_checkpointing(True)
+    model(video).square().mean().backward()
+    for a, p in zip(plain, model.parameters(), strict=True):
+        torch.testing.assert_close(a, p.grad)

@@ -1,0 +1,92 @@
+"""Probe tasks: an output that encodes the ground truth exactly scores perfectly; queries are built right."""
+
+import pytest
+import torch
+from einops import rearrange
+
+from fourd.probe.metrics.pose import relative_poses
+from fourd.probe.metrics.rotation import matrix_to_rotation_6d
+from fourd.probe.tasks import ClipGeometry, build_task
+from fourd.probe.tasks.points import first_visible_queries
+
+G = ClipGeometry(num_frames=4, height=16, width=16, num_points=3, num_objects=2, num_classes=5)
+
+
+def random_poses(b, t):
+    angles = torch.rand(b, t, 3)
+    rotation = torch.linalg.matrix_exp(torch.stack([
+        torch.stack([torch.zeros_like(angles[..., 0]), -angles[..., 2], angles[..., 1]], -1),
+        torch.stack([angles[..., 2], torch.zeros_like(angles[..., 0]), -angles[..., 0]], -1),
+        torch.stack([-angles[..., 1], angles[..., 0], torch.zeros_like(angles[..., 0])], -1)], -2))
+    pose = torch.eye(4).repeat(b, t, 1, 1)
+    pose[..., :3, :3], pose[..., :3, 3] = rotation, torch.randn(b, t, 3)
+    return pose
+
+
+def test_depth_perfect_output():
+    task = build_task("depth", G, 8, output_patch=(2, 8, 8))
+    depth = torch.rand(2, 4, 16, 16) * 5 + 1
+    out = rearrange(depth.log(), "b (n0 p0) (n1 p1) (n2 p2) -> b (n0 n1 n2) (p0 p1 p2)", p0=2, p1=8, p2=8)
+    assert task.num_queries == out.shape[1] == 8 and task.outputs_per_query == 128
+    batch = {"depth": depth}
+    assert task.loss(out, batch) < 1e-5
+    metrics = task.metrics(task.predict(out, batch), batch)
+    assert metrics["abs_rel"] < 1e-5 and metrics["delta1"] == 1.0
+    # Eigen SILog (lambda 0.85): a global log-scale error s costs sqrt(0.15) * s, any other error far more
+    assert build_task("depth", G, 8, loss="silog").loss(out + 0.3, batch) == pytest.approx(0.15**0.5 * 0.3, rel=1e-4)
+    with pytest.raises(ValueError, match="unknown depth loss"):
+        build_task("depth", G, 8, loss="l2")
+
+
+def test_first_visible_queries():
+    occluded = torch.tensor([[[True, False, False, True], [True, True, True, True], [False, True, True, True]]])
+    tracks = torch.arange(24, dtype=torch.float32).view(1, 3, 4, 2)
+    queries, usable = first_visible_queries(occluded, tracks)
+    assert usable.tolist() == [[True, False, True]]
+    assert queries[0, 0].tolist() == [1.0, tracks[0, 0, 1, 1], tracks[0, 0, 1, 0]]  # [t, y, x]
+    assert queries[0, 2, 0] == 0
+
+
+def test_points_perfect_output():
+    task = build_task("points", G, 8)
+    tracks = torch.rand(2, 3, 4, 2) * 15
+    occluded = torch.rand(2, 3, 4) < 0.3
+    occluded[:, :, 0] = False
+    xy = tracks / torch.tensor([16.0, 16.0])
+    logits = torch.where(occluded, -10.0, 10.0)
+    out = torch.cat([xy, logits[..., None]], -1).flatten(-2)
+    batch = {"tracks": tracks, "occluded": occluded}
+    assert task.query_tokens(batch, torch.zeros(1, 8), 2).shape == (2, 3, 8)
+    metrics = task.metrics(task.predict(out, batch), batch)
+    assert metrics["average_jaccard"] == pytest.approx(1.0) and metrics["occlusion_accuracy"] == pytest.approx(1.0)
+
+
+def test_boxes_perfect_output():
+    task = build_task("boxes", G, 8)
+    boxes = torch.tensor([2.0, 3.0, 10.0, 12.0]).repeat(2, 2, 4, 1)
+    visible = torch.ones(2, 2, 4, dtype=torch.bool)
+    out = torch.logit(boxes / 16).flatten(-2)
+    batch = {"boxes": boxes, "box_visible": visible}
+    assert task.loss(out, batch) < 1e-5
+    assert task.metrics(task.predict(out, batch), batch)["mean_iou"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_pose_perfect_output():
+    task = build_task("pose", G, 8)
+    world_to_camera = random_poses(2, 4)
+    rel = relative_poses(world_to_camera)
+    torch.testing.assert_close(rel[:, 0], torch.eye(4).expand(2, 4, 4), atol=1e-5, rtol=0)
+    out = torch.cat([matrix_to_rotation_6d(rel[..., :3, :3]), rel[..., :3, 3]], -1)
+    batch = {"world_to_camera": world_to_camera}
+    assert task.loss(out, batch) < 1e-5
+    metrics = task.metrics(task.predict(out, batch), batch)
+    assert metrics["rotation_error_deg"] < 0.1 and metrics["end_point_error"] < 1e-3
+
+
+def test_classification_and_unknown_task():
+    task = build_task("classification", G, 8)
+    labels = torch.tensor([0, 3, 4])
+    out = torch.nn.functional.one_hot(labels, 5).float()[:, None] * 10
+    assert task.metrics(task.predict(out, {"label": labels}), {"label": labels})["top1"] == 1.0
+    with pytest.raises(ValueError, match="unknown probe task"):
+        build_task("optical_flow", G, 8)

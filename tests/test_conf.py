@@ -1,0 +1,58 @@
+"""Every shipped config composes; experiments build on the meta device; groups hold only what their code reads."""
+
+import inspect
+from pathlib import Path
+
+import lightning as L
+import pytest
+
+from fourd.conf import CONFIG_DIR, compose, encoder_config, mae_config
+from fourd.models.zoo import parameter_counts, zoo_rows
+
+EXPS = sorted(p.stem for p in (Path(CONFIG_DIR) / "exp").glob("*.yaml"))
+ZOO = {row["name"]: row for row in zoo_rows(mask_ratio=0.95)}
+
+
+@pytest.mark.parametrize("exp", EXPS)
+def test_every_experiment_composes_and_builds_on_meta(exp):
+    cfg = compose("train", [f"+exp={exp}"])
+    config = mae_config(cfg.model)
+    params = parameter_counts(config)
+    if exp.startswith("vit_"):
+        assert config.encoder.patch_size == (2, 16, 16) and config.encoder.num_frames == 16
+        assert config.encoder.image_size == (224, 224) and config.mask_ratio == 0.95
+        assert cfg.trainer.precision == "auto"
+        big = exp in ("vit_g", "vit_bigg", "vit_e", "vit_22b")
+        assert cfg.strategy.name == ("fsdp" if big else "ddp")
+        assert params["encoder"] == ZOO[cfg.model.size]["encoder_params"]  # the registry size, at paper shapes
+    else:  # the demo: the small MAE the README describes
+        assert (exp, params["encoder"], params["decoder"]) == ("demo", 875_136, 463_232)
+
+
+def test_experiment_names_are_distinct_without_case():
+    assert len({e.lower() for e in EXPS}) == len(EXPS)
+    assert {"demo", "vit_g", "vit_bigg", "vit_e", "vit_22b"} <= set(EXPS)
+    assert not [e for e in EXPS if e.startswith("_")]  # recipes live in recipe/, not among the experiments
+
+
+def test_random_probe_backbone_is_the_demo_encoder():
+    demo = compose("train", ["+exp=demo"])
+    probe = compose("probe", [])
+    assert encoder_config(probe.random_backbone) == encoder_config(demo.model)
+    changed = compose("probe", ["random_backbone.depth=2"])
+    assert encoder_config(changed.random_backbone).depth == 2
+
+
+def test_trainer_group_holds_only_trainer_arguments():
+    cfg = compose("train", [])
+    managed = {"self", "strategy", "callbacks", "logger", "plugins", "default_root_dir"}
+    arguments = set(inspect.signature(L.Trainer.__init__).parameters) - managed
+    assert set(cfg.trainer) <= arguments, set(cfg.trainer) - arguments
+    extra = compose("train", ["+trainer.max_time=00:01:00:00"])
+    assert extra.trainer.max_time == "00:01:00:00"
+
+
+@pytest.mark.parametrize("config_name", ["train", "probe"])
+def test_the_configs_live_inside_the_package(config_name):
+    assert (Path(CONFIG_DIR) / f"{config_name}.yaml").is_file()
+    assert Path(CONFIG_DIR).parent.name == "fourd"

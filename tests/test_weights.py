@@ -1,0 +1,83 @@
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from fourd.files import atomic_write
+from fourd.models.vit import SpaceTimeViT, ViTConfig
+from fourd.weights import (
+    CheckpointError,
+    load_encoder,
+    load_state_strict,
+    read_weights,
+    save_encoder,
+    save_weights,
+    strip_wrapper_prefixes,
+)
+
+CONFIG = ViTConfig(width=32, depth=2, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)
+
+
+def test_encoder_round_trip(tmp_path):
+    encoder = SpaceTimeViT(CONFIG)
+    path = save_encoder(tmp_path / "enc.safetensors", encoder)
+    loaded = load_encoder(path)
+    assert not loaded.training and loaded.config == CONFIG
+    video = torch.rand(1, 3, 4, 32, 32)
+    torch.testing.assert_close(loaded(video), encoder.eval()(video))
+    with safe_open(str(path), "pt") as f:
+        assert json.loads(f.metadata()["config"])["width"] == 32 and f.metadata()["kind"] == "encoder"
+
+
+def test_wrapper_prefixes_are_stripped(tmp_path):
+    encoder = SpaceTimeViT(CONFIG)
+    wrapped = {f"module._orig_mod.{k}": v for k, v in encoder.state_dict().items()}
+    save_weights(tmp_path / "w.safetensors", wrapped, "encoder", CONFIG.to_dict())
+    tensors, _ = read_weights(tmp_path / "w.safetensors")
+    assert set(tensors) == set(encoder.state_dict())
+    assert strip_wrapper_prefixes("_forward_module.blocks.0.norm1.weight") == "blocks.0.norm1.weight"
+    load_encoder(tmp_path / "w.safetensors")
+
+
+def test_mismatching_config_names_the_offending_keys(tmp_path):
+    encoder = SpaceTimeViT(CONFIG)
+    state = encoder.state_dict()
+    state.pop("blocks.1.mlp.fc2.bias")
+    state["blocks.0.extra"] = torch.zeros(1)
+    state["pos_embed"] = torch.zeros(3, 4, 4, 32)
+    with pytest.raises(CheckpointError) as err:
+        load_state_strict(SpaceTimeViT(CONFIG), state, "x.safetensors")
+    message = str(err.value)
+    for key in ("blocks.1.mlp.fc2.bias", "blocks.0.extra", "pos_embed: file (3, 4, 4, 32) vs model (2, 4, 4, 32)"):
+        assert key in message
+    wrong_depth = ViTConfig(**{**CONFIG.to_dict(), "depth": 3})
+    save_weights(tmp_path / "bad.safetensors", encoder.state_dict(), "encoder", wrong_depth.to_dict())
+    with pytest.raises(CheckpointError, match="missing .*blocks.2"):
+        load_encoder(tmp_path / "bad.safetensors")
+
+
+def test_corrupt_and_foreign_files_fail_clearly(tmp_path):
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        read_weights(tmp_path / "junk.safetensors")
+    with pytest.raises(FileNotFoundError):
+        read_weights(tmp_path / "missing.safetensors")
+    from safetensors.torch import save_file
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(CheckpointError, match="no fourd metadata"):
+        load_encoder(tmp_path / "foreign.safetensors")
+
+
+def test_atomic_write_leaves_previous_file_on_failure(tmp_path):
+    target = tmp_path / "a.bin"
+    target.write_bytes(b"old")
+
+    def failing(tmp):
+        open(tmp, "wb").write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, failing)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
