@@ -12,7 +12,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from fourd.models.readout import AttentionReadout, ReadoutConfig, encoder_to_readout
 from fourd.models.vit import SpaceTimeViT
 from fourd.probe.tasks.base import ProbeTask
-from fourd.train.optim import warmup_cosine
+from fourd.schedule import warmup_cosine
 
 TARGET_KEYS_EXCLUDED = ("video", "features")
 

@@ -14,9 +14,10 @@ from torch.optim.lr_scheduler import LambdaLR
 from fourd.data.sampler import item_seed
 from fourd.models.flops import mae_flops
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
+from fourd.schedule import warmup_cosine
 from fourd.train.distributed import any_rank, gather_objects
 from fourd.train.nonfinite import BadStepCounter
-from fourd.train.optim import OptimConfig, build_adamw, scaled_lr, warmup_cosine
+from fourd.train.optim import OptimConfig, build_adamw, scaled_lr
 from fourd.train.parallelize import FSDPConfig, build_mae, fsdp_mesh, sharding_summary
 from fourd.train.rng import gather_rng_states, set_rng_states
 

@@ -1,8 +1,7 @@
-"""AdamW parameter groups, the batch-scaled learning rate, and warmup + cosine."""
+"""AdamW parameter groups and the batch-scaled learning rate (the schedule is fourd.schedule)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -34,14 +33,6 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_names: set[str]
             continue
         (no_decay if param.ndim <= 1 or name in no_decay_names else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """LR multiplier: linear warmup from 0 to 1, then cosine down to `min_ratio`."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def build_adamw(model: nn.Module, config: OptimConfig, lr: float, no_decay_names: set[str]) -> torch.optim.AdamW:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fourd.conf import compose
+from fourd.models.vit import count_parameters
 from fourd.probe.backbones import load_backbone
 from fourd.probe.features import FeatureDataset, compute_features
 from fourd.probe.module import readout_features
@@ -28,6 +29,8 @@ EXPECTED = {"depth": {"abs_rel", "delta1", "delta2", "delta3", "rmse"},
             "points": {"average_jaccard", "occlusion_accuracy", "average_pts_within_thresh"},
             "boxes": {"mean_iou"}, "pose": {"rotation_error_deg", "translation_angle_deg", "end_point_error"},
             "classification": {"top1"}}
+RANGES = {"abs_rel": (0.0, math.inf), "rmse": (0.0, math.inf), "rotation_error_deg": (0.0, 180.0),
+          "translation_angle_deg": (0.0, 180.0), "end_point_error": (0.0, math.inf)}  # the rest: fractions in [0, 1]
 
 
 def compose_probe(tmp_path: Path, *overrides: str, world: bool = True):
@@ -40,11 +43,14 @@ def test_every_task_trains_evaluates_and_draws(tmp_path, task):
     cfg = compose_probe(tmp_path, f"probe={task}")
     metrics = probe(cfg, tmp_path / "run")
     assert EXPECTED[task] <= set(metrics)
-    assert all(math.isfinite(v) for k, v in metrics.items() if k in EXPECTED[task])
+    for name in EXPECTED[task]:  # each metric within the range its definition allows
+        low, high = RANGES.get(name, (0.0, 1.0))
+        assert low <= metrics[name] <= high, (name, metrics[name])
     assert (tmp_path / "run" / f"{task}.png").stat().st_size > 0
     record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
-    assert record["task"] == task and record["backbone"] == "random" and record["backbone_params"] > 0
-    assert record["metrics"] == metrics and record["readout_params"] > 0
+    assert record["task"] == task and record["backbone"] == "random"
+    assert record["backbone_params"] == count_parameters(load_backbone("random", cfg.random_backbone).encoder)
+    assert record["metrics"] == metrics and record["readout_params"] > record["backbone_params"] // 100
 
 
 def test_cached_features_equal_features_on_the_fly(tmp_path):

@@ -5,7 +5,8 @@ import torch
 
 from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
 from fourd.models.vit import ViTConfig
-from fourd.train.optim import OptimConfig, build_adamw, param_groups, scaled_lr, warmup_cosine
+from fourd.schedule import warmup_cosine
+from fourd.train.optim import OptimConfig, build_adamw, param_groups, scaled_lr
 
 
 @pytest.fixture
