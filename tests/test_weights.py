@@ -5,9 +5,12 @@ import torch
 from safetensors import safe_open
 
 from fourd.files import atomic_write
+from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
+from fourd.models.readout import DepthConfig, DepthModel, ReadoutConfig
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 from fourd.weights import (
     CheckpointError,
+    load,
     load_encoder,
     load_state_strict,
     read_weights,
@@ -28,6 +31,30 @@ def test_encoder_round_trip(tmp_path):
     torch.testing.assert_close(loaded(video), encoder.eval()(video))
     with safe_open(str(path), "pt") as f:
         assert json.loads(f.metadata()["config"])["width"] == 32 and f.metadata()["kind"] == "encoder"
+
+
+@pytest.mark.parametrize("kind", ["encoder", "depth", "mae"])
+def test_one_load_reads_every_kind_fourd_writes(tmp_path, kind):
+    models = {
+        "encoder": lambda: SpaceTimeViT(CONFIG),
+        "depth": lambda: DepthModel(DepthConfig(CONFIG, ReadoutConfig(
+            width=32, heads=2, num_queries=2 * 4 * 4, num_classes=2 * 8 * 8, mlp=64, num_frames=4,
+            encoder_width=32))),
+        "mae": lambda: MaskedAutoencoder(MAEConfig(encoder=CONFIG, decoder=DecoderConfig(16, 1, 2, 32))),
+    }
+    model = models[kind]()
+    path = save_weights(tmp_path / f"{kind}.safetensors", model.state_dict(), kind, model.config.to_dict())
+    loaded = load(path)
+    assert type(loaded) is type(model) and loaded.config == model.config and not loaded.training
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+    assert load_encoder(path).config == CONFIG  # the encoder of any of them
+
+
+def test_configs_round_trip_through_dicts():
+    mae = MAEConfig(encoder=CONFIG, decoder=DecoderConfig(16, 1, 2, 32), mask_ratio=0.5, masking="tube")
+    assert MAEConfig.from_dict(json.loads(json.dumps(mae.to_dict()))) == mae
+    assert ViTConfig.from_dict(json.loads(json.dumps(CONFIG.to_dict()))) == CONFIG
 
 
 def test_wrapper_prefixes_are_stripped(tmp_path):

@@ -1,4 +1,4 @@
-"""The model zoo: every registry size as a pretraining MAE, measured on the meta device."""
+"""The model zoo: every registry size as a pretraining MAE, counted on the meta device."""
 
 from __future__ import annotations
 

@@ -1,11 +1,9 @@
-import math
 
 import pytest
 import torch
 
 from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
 from fourd.models.vit import ViTConfig
-from fourd.schedule import warmup_cosine
 from fourd.train.optim import OptimConfig, build_adamw, param_groups, scaled_lr
 
 
@@ -30,15 +28,6 @@ def test_no_weight_decay_on_norms_biases_and_embeddings(model):
 def test_lr_scales_with_global_batch():
     assert scaled_lr(1.5e-4, 256) == pytest.approx(1.5e-4)
     assert scaled_lr(1.5e-4, 4096) == pytest.approx(2.4e-3)
-
-
-def test_warmup_then_cosine():
-    values = [warmup_cosine(s, 10, 110, 0.01) for s in range(110)]
-    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
-    assert values[10] == pytest.approx(1.0)
-    assert values[60] == pytest.approx(0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert all(a >= b for a, b in zip(values[10:-1], values[11:], strict=True))
-    assert warmup_cosine(500, 10, 110, 0.01) == pytest.approx(0.01)
 
 
 def test_adamw_betas_and_fused_kernel_by_default(model):
