@@ -22,8 +22,9 @@ def parse_patch(text: str) -> tuple[int, int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fourd.convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fourd.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("src", help="official .npz (e.g. scaling4d_dist_b_depth.npz)")
     parser.add_argument("dst", help="output .safetensors")
     parser.add_argument("--readout-depth", type=float, default=0.95, help="relative depth of the readout feature")

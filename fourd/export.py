@@ -18,8 +18,9 @@ from fourd.weights import CheckpointError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fourd.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fourd.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", help="step_*.ckpt (file or sharded directory), or a run directory")
     parser.add_argument("--out", default=None, help="output .safetensors (default: WHAT.safetensors)")
     parser.add_argument("--what", choices=WHATS, default="encoder", help="the encoder alone, or encoder + decoder")

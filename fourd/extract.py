@@ -16,14 +16,20 @@ from fourd.weights import CheckpointError, load_encoder
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fourd.extract", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fourd.extract", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", required=True, help="fourd safetensors (encoder or depth model)")
     parser.add_argument("--videos", required=True, help="a folder of videos (recursive) or a CSV of paths")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--layer", type=int, nargs="+", default=None,
-                        help="feature-list indices (0 = tokens, i = input of block i-1; negative from the end); "
-                             "default: the readout layer at depth 0.95")
+    parser.add_argument(
+        "--layer",
+        type=int,
+        nargs="+",
+        default=None,
+        help="feature-list indices (0 = tokens, i = input of block i-1; negative from the end); "
+        "default: the readout layer at depth 0.95",
+    )
     parser.add_argument("--stride", type=int, default=2, help="frame stride of the centre clip")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)

@@ -81,9 +81,14 @@ def feature_file_name(video: Path, root: Path) -> str:
 
 
 @torch.no_grad()
-def extract_features(encoder: SpaceTimeViT, videos: str | Path, out_dir: str | Path,
-                     layers: Sequence[int] | None = None, stride: int = 2,
-                     progress: bool = True) -> tuple[list[Path], dict[Path, str]]:
+def extract_features(
+    encoder: SpaceTimeViT,
+    videos: str | Path,
+    out_dir: str | Path,
+    layers: Sequence[int] | None = None,
+    stride: int = 2,
+    progress: bool = True,
+) -> tuple[list[Path], dict[Path, str]]:
     """One safetensors per readable video with the chosen feature-list entries (default: the readout layer).
 
     Each video contributes its centre clip at the encoder's frames and resolution. Returns the files
@@ -108,8 +113,11 @@ def extract_features(encoder: SpaceTimeViT, videos: str | Path, out_dir: str | P
         clip = transform(frames).permute(1, 0, 2, 3)[None].float().div(255).to(device)
         feats = encoder.features(clip)
         tensors = {f"layer_{i}": feats[i][0].float().cpu().contiguous() for i in layers}
-        metadata = {"video": str(video), "grid": ",".join(str(n) for n in c.grid), "frame_indices":
-                    ",".join(str(i) for i in indices)}
+        metadata = {
+            "video": str(video),
+            "grid": ",".join(str(n) for n in c.grid),
+            "frame_indices": ",".join(str(i) for i in indices),
+        }
         path = Path(out_dir) / feature_file_name(video, root)
         written.append(atomic_write(path, lambda tmp, t=tensors, m=metadata: save_file(t, tmp, metadata=m)))
     return written, failed

@@ -27,8 +27,14 @@ from fourd.weights import CheckpointError, load_state_strict, save_weights
 ENCODER_PREFIXES = ("params/", "params/layers_0/")
 READOUT_PREFIX = "params/layers_2/"  # the AttentionReadout inside the depth model's nn.Sequential
 # official readout module -> fourd AttentionReadout module
-_READOUT_LINEARS = {"key_embedding": "key", "value_embedding": "value", "Dense_0": "proj",
-                    "MLP_0/Dense_0": "mlp.fc1", "MLP_0/Dense_1": "mlp.fc2", "Dense_1": "head"}
+_READOUT_LINEARS = {
+    "key_embedding": "key",
+    "value_embedding": "value",
+    "Dense_0": "proj",
+    "MLP_0/Dense_0": "mlp.fc1",
+    "MLP_0/Dense_1": "mlp.fc2",
+    "Dense_1": "head",
+}
 _READOUT_NORMS = {"LayerNorm_0": "norm", "LayerNorm_1": "norm_mlp"}
 
 Converted = TypeVar("Converted")
@@ -104,17 +110,25 @@ def official_block_keys(prefix: str, index: int) -> list[str]:
 
 
 def encoder_state_from_official(
-    params: Mapping[str, np.ndarray], prefix: str, depth: int,
+    params: Mapping[str, np.ndarray],
+    prefix: str,
+    depth: int,
     convert: Callable[[np.ndarray], Converted] = to_tensor,
 ) -> tuple[dict[str, Converted], set[str]]:
     """fourd encoder state dict from official arrays, and the set of official keys it consumed."""
-    state = _convert({
-        "patch_embed.weight": params[f"{prefix}encoder/patch_embedding/Conv_0/kernel"].transpose(4, 3, 0, 1, 2),
-        "patch_embed.bias": params[f"{prefix}encoder/patch_embedding/Conv_0/bias"],
-        "pos_embed": params[f"{prefix}encoder/posenc/embeddings"],
-    }, convert)
-    used = {f"{prefix}encoder/patch_embedding/Conv_0/kernel", f"{prefix}encoder/patch_embedding/Conv_0/bias",
-            f"{prefix}encoder/posenc/embeddings"}
+    state = _convert(
+        {
+            "patch_embed.weight": params[f"{prefix}encoder/patch_embedding/Conv_0/kernel"].transpose(4, 3, 0, 1, 2),
+            "patch_embed.bias": params[f"{prefix}encoder/patch_embedding/Conv_0/bias"],
+            "pos_embed": params[f"{prefix}encoder/posenc/embeddings"],
+        },
+        convert,
+    )
+    used = {
+        f"{prefix}encoder/patch_embedding/Conv_0/kernel",
+        f"{prefix}encoder/patch_embedding/Conv_0/bias",
+        f"{prefix}encoder/posenc/embeddings",
+    }
     for i in range(depth):
         state.update(_convert(_block_state(params, f"{prefix}processor/layers_{i}/", f"blocks.{i}."), convert))
         used.update(official_block_keys(prefix, i))
@@ -122,8 +136,12 @@ def encoder_state_from_official(
 
 
 def infer_readout_config(
-    params: Mapping[str, np.ndarray], prefix: str = READOUT_PREFIX, encoder_width: int | None = None,
-    num_frames: int | None = None, readout_depth: float = 0.95, output_patch: tuple[int, int, int] = (2, 8, 8),
+    params: Mapping[str, np.ndarray],
+    prefix: str = READOUT_PREFIX,
+    encoder_width: int | None = None,
+    num_frames: int | None = None,
+    readout_depth: float = 0.95,
+    output_patch: tuple[int, int, int] = (2, 8, 8),
 ) -> ReadoutConfig:
     """Readout architecture from tensor shapes; `encoder_width` and `num_frames`, when given, are checked."""
     width_in, heads, head_dim = params[f"{prefix}key_embedding/kernel"].shape
@@ -157,7 +175,8 @@ def official_readout_keys(prefix: str = READOUT_PREFIX) -> list[str]:
 
 
 def readout_state_from_official(
-    params: Mapping[str, np.ndarray], prefix: str = READOUT_PREFIX,
+    params: Mapping[str, np.ndarray],
+    prefix: str = READOUT_PREFIX,
     convert: Callable[[np.ndarray], Converted] = to_tensor,
 ) -> tuple[dict[str, Converted], set[str]]:
     """fourd AttentionReadout state dict from official arrays, and the set of official keys it consumed.
@@ -165,8 +184,10 @@ def readout_state_from_official(
     DenseGeneral kernels (D, heads, P/heads) and the query (Q, heads, P/heads) flatten to P with heads slowest.
     """
     query = params[f"{prefix}query"]
-    state = {"query": query.reshape(query.shape[0], -1),
-             "temporal_posenc": params[f"{prefix}temporal_posenc/embeddings"]}
+    state = {
+        "query": query.reshape(query.shape[0], -1),
+        "temporal_posenc": params[f"{prefix}temporal_posenc/embeddings"],
+    }
     for src, dst in _READOUT_LINEARS.items():
         kernel = params[f"{prefix}{src}/kernel"]
         state[f"{dst}.weight"] = kernel.reshape(kernel.shape[0], -1).T
@@ -178,7 +199,9 @@ def readout_state_from_official(
 
 
 def official_model_config(
-    params: Mapping[str, np.ndarray], num_frames: int | None = None, readout_depth: float = 0.95,
+    params: Mapping[str, np.ndarray],
+    num_frames: int | None = None,
+    readout_depth: float = 0.95,
     output_patch: tuple[int, int, int] = (2, 8, 8),
 ) -> ViTConfig | DepthConfig:
     """The architecture of an official checkpoint: an encoder, or encoder + depth readout (depth layout).
@@ -194,7 +217,8 @@ def official_model_config(
 
 
 def official_state(
-    params: Mapping[str, np.ndarray], config: ViTConfig | DepthConfig,
+    params: Mapping[str, np.ndarray],
+    config: ViTConfig | DepthConfig,
     convert: Callable[[np.ndarray], Converted] = to_tensor,
 ) -> tuple[dict[str, Converted], set[str]]:
     """State dict of the fourd model for `config` (SpaceTimeViT or DepthModel) and every official key consumed."""
@@ -224,8 +248,13 @@ def build_official_model(config: ViTConfig | DepthConfig) -> SpaceTimeViT | Dept
         return DepthModel(config) if isinstance(config, DepthConfig) else SpaceTimeViT(config)
 
 
-def convert_official(src: str | Path, dst: str | Path, num_frames: int | None = None, readout_depth: float = 0.95,
-                     output_patch: tuple[int, int, int] = (2, 8, 8)) -> Path:
+def convert_official(
+    src: str | Path,
+    dst: str | Path,
+    num_frames: int | None = None,
+    readout_depth: float = 0.95,
+    output_patch: tuple[int, int, int] = (2, 8, 8),
+) -> Path:
     """Convert an official .npz to fourd safetensors (config in metadata); raises before writing on any mismatch."""
     params = read_npz(src)
     try:
@@ -237,8 +266,10 @@ def convert_official(src: str | Path, dst: str | Path, num_frames: int | None = 
         raise CheckpointError(f"{src}: {err}") from err
     unused = sorted(set(params) - used)
     if unused:
-        raise CheckpointError(f"{src}: {len(unused)} keys not consumed by the inferred model: "
-                              f"{', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}")
+        raise CheckpointError(
+            f"{src}: {len(unused)} keys not consumed by the inferred model: "
+            f"{', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}"
+        )
     model = build_official_model(config)
     load_state_strict(model, state, str(src), check_only=True)
     kind = "depth" if isinstance(config, DepthConfig) else "encoder"

@@ -12,8 +12,9 @@ from fourd.train.plan import format_plan, plan_report
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fourd.plan", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fourd.plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--gpu-mem", type=float, default=80.0, help="GPU memory in GiB (default 80)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +exp=vit_e trainer.devices=8")

@@ -21,8 +21,9 @@ def colorize(depth: np.ndarray, cmap: str = "turbo", limits: tuple[float, float]
     return (matplotlib.colormaps[cmap](1 - np.clip(scaled, 0, 1))[..., :3] * 255).astype(np.uint8)
 
 
-def draw_tracks(frame: np.ndarray, points: np.ndarray, visible: np.ndarray, scale: int = 4,
-                hollow: bool = False) -> Image.Image:
+def draw_tracks(
+    frame: np.ndarray, points: np.ndarray, visible: np.ndarray, scale: int = 4, hollow: bool = False
+) -> Image.Image:
     """Frame (H, W, 3) upscaled by `scale` with points (N, 2) pixel (x, y) as dots (hollow for predictions)."""
     image = Image.fromarray(frame).resize((frame.shape[1] * scale, frame.shape[0] * scale), Image.NEAREST)
     draw = ImageDraw.Draw(image)
@@ -33,8 +34,9 @@ def draw_tracks(frame: np.ndarray, points: np.ndarray, visible: np.ndarray, scal
     return image
 
 
-def draw_boxes(image: Image.Image, boxes: np.ndarray, visible: np.ndarray, scale: int = 4,
-               dashed: bool = False) -> Image.Image:
+def draw_boxes(
+    image: Image.Image, boxes: np.ndarray, visible: np.ndarray, scale: int = 4, dashed: bool = False
+) -> Image.Image:
     """Boxes (N, 4) x0, y0, x1, y1 in frame pixels drawn on an image upscaled by `scale`."""
     draw = ImageDraw.Draw(image)
     for i, (box, shown) in enumerate(zip(boxes * scale, visible, strict=True)):
@@ -50,5 +52,5 @@ def save_grid(rows: Sequence[Sequence[np.ndarray | Image.Image]], path: str | Pa
     canvas = np.full((len(tiles) * (h + pad) + pad, max(map(len, tiles)) * (w + pad) + pad, 3), 255, np.uint8)
     for r, row in enumerate(tiles):
         for c, tile in enumerate(row):
-            canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = tile
+            canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = tile
     return atomic_write(path, lambda tmp: Image.fromarray(canvas).save(tmp, format="png"))

@@ -37,8 +37,13 @@ def strip_wrapper_prefixes(name: str) -> str:
     return ".".join(part for part in name.split(".") if f"{part}." not in WRAPPER_PREFIXES)
 
 
-def save_weights(path: str | Path, state: Mapping[str, torch.Tensor], kind: str, config: Mapping[str, Any],
-                 extra: Mapping[str, str] | None = None) -> Path:
+def save_weights(
+    path: str | Path,
+    state: Mapping[str, torch.Tensor],
+    kind: str,
+    config: Mapping[str, Any],
+    extra: Mapping[str, str] | None = None,
+) -> Path:
     """Write tensors (unwrapped names, contiguous, CPU) with {format, kind, config} metadata."""
     tensors = {strip_wrapper_prefixes(k): v.detach().to("cpu").contiguous() for k, v in state.items()}
     metadata = {"format": FORMAT, "kind": kind, "config": json.dumps(config), **(extra or {})}
@@ -65,22 +70,32 @@ def load_state_strict(module: nn.Module, state: Mapping[str, Any], source: str, 
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-                    for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    shapes = sorted(
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(state) & set(expected)
+        if state[k].shape != expected[k].shape
+    )
     if missing or unexpected or shapes:
-        problems = [f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
-                    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
-                    if keys]
+        problems = [
+            f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+            if keys
+        ]
         raise CheckpointError(f"{source} does not match the model: " + "; ".join(problems))
     if not check_only:
         module.load_state_dict(state, strict=True)
 
 
-def save_encoder(path: str | Path, encoder: SpaceTimeViT, state: Mapping[str, torch.Tensor] | None = None,
-                 extra: Mapping[str, str] | None = None) -> Path:
+def save_encoder(
+    path: str | Path,
+    encoder: SpaceTimeViT,
+    state: Mapping[str, torch.Tensor] | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> Path:
     """Save an encoder (or a given full state dict of it) with its config."""
-    return save_weights(path, state if state is not None else encoder.state_dict(), "encoder",
-                        encoder.config.to_dict(), extra)
+    return save_weights(
+        path, state if state is not None else encoder.state_dict(), "encoder", encoder.config.to_dict(), extra
+    )
 
 
 def build_model(kind: str, config: dict[str, Any]) -> Model:

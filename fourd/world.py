@@ -13,8 +13,9 @@ from fourd.data.world import WorldConfig, generate_world
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fourd.world", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fourd.world", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--num", type=int, required=True, help="training clips")
     parser.add_argument("--val", type=int, default=None, help="validation clips (default: num / 8, at least 1)")
@@ -25,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=64, help="tracked points per clip")
     parser.add_argument("--objects", type=int, default=3, help="moving objects per clip")
     args = parser.parse_args(argv)
-    config = WorldConfig(num_frames=args.frames, size=args.size, num_points=args.points,
-                         num_objects=args.objects, seed=args.seed)
+    config = WorldConfig(
+        num_frames=args.frames, size=args.size, num_points=args.points, num_objects=args.objects, seed=args.seed
+    )
     splits = {
         "train": args.num,
         "val": max(1, args.num // 8) if args.val is None else args.val,

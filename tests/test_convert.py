@@ -21,8 +21,14 @@ def video_of(io):
 
 def encoder_only_npz(params: dict, path) -> None:
     """The encoder-only release layout (params/encoder, params/processor) built from the depth fixture."""
-    np.savez(path, **{"params/" + k.removeprefix("params/layers_0/"): v for k, v in params.items()
-                      if k.startswith("params/layers_0/")})
+    np.savez(
+        path,
+        **{
+            "params/" + k.removeprefix("params/layers_0/"): v
+            for k, v in params.items()
+            if k.startswith("params/layers_0/")
+        },
+    )
 
 
 def run_cli(args, capsys):
@@ -44,8 +50,9 @@ def test_converted_depth_model_matches_jax(fixtures_dir, tmp_path, capsys, stron
         depth = model(video_of(io))
         feats = model.features(video_of(io))
     errors = {"output": (depth - torch.from_numpy(io["output"][..., 0])).abs().max().item()}
-    errors |= {f"features_{i}": (f - torch.from_numpy(io[f"features_{i}"])).abs().max().item()
-               for i, f in enumerate(feats)}
+    errors |= {
+        f"features_{i}": (f - torch.from_numpy(io[f"features_{i}"])).abs().max().item() for i, f in enumerate(feats)
+    }
     assert depth.shape == (1, 4, 32, 32)
     assert max(errors.values()) <= tol, errors
     with safe_open(str(dst), "pt") as f:
@@ -99,15 +106,21 @@ def test_unconsumed_and_misshapen_keys_are_named(fixtures_dir, tmp_path, capsys)
     params, _ = load_fixture_pair(fixtures_dir, strong=False)
     np.savez(tmp_path / "extra.npz", **params, **{"params/layers_0/encoder/extra/bias": np.zeros(3, np.float32)})
     dst = tmp_path / "out.safetensors"
-    assert_clean_failure(*run_cli([tmp_path / "extra.npz", dst, "--output-patch", "2,4,4"], capsys), dst,
-                         "params/layers_0/encoder/extra/bias", "not consumed")
+    assert_clean_failure(
+        *run_cli([tmp_path / "extra.npz", dst, "--output-patch", "2,4,4"], capsys),
+        dst,
+        "params/layers_0/encoder/extra/bias",
+        "not consumed",
+    )
     bad = dict(params)
     bad["params/layers_0/processor/layers_1/mlp/dense_out/bias"] = np.zeros(65, np.float32)
     np.savez(tmp_path / "shape.npz", **bad)
-    assert_clean_failure(*run_cli([tmp_path / "shape.npz", dst, "--output-patch", "2,4,4"], capsys), dst,
-                         "blocks.1.mlp.fc2.bias")
-    assert_clean_failure(*run_cli([fixtures_dir / "r4d_tiny" / "params.npz", dst], capsys), dst,
-                         "output patch")  # the release default 2x8x8 does not fit this tiny readout
+    assert_clean_failure(
+        *run_cli([tmp_path / "shape.npz", dst, "--output-patch", "2,4,4"], capsys), dst, "blocks.1.mlp.fc2.bias"
+    )
+    assert_clean_failure(
+        *run_cli([fixtures_dir / "r4d_tiny" / "params.npz", dst], capsys), dst, "output patch"
+    )  # the release default 2x8x8 does not fit this tiny readout
 
 
 def test_safetensors_with_mismatching_config(fixtures_dir, tmp_path, capsys):

@@ -18,8 +18,9 @@ from tests.helpers.videos import write_broken_video, write_test_video
 
 @pytest.fixture
 def depth_ckpt(fixtures_dir, tmp_path):
-    return convert_official(fixtures_dir / "r4d_tiny" / "params.npz", tmp_path / "depth.safetensors",
-                            output_patch=(2, 4, 4))
+    return convert_official(
+        fixtures_dir / "r4d_tiny" / "params.npz", tmp_path / "depth.safetensors", output_patch=(2, 4, 4)
+    )
 
 
 def test_clip_windows_cover_the_video_and_pad_the_last():
@@ -53,8 +54,10 @@ def test_depth_demo_rejects_undecodable_video_and_encoder_checkpoints(depth_ckpt
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "bad.mp4" in err[0]
     assert not out.exists() and not (tmp_path / "depth_frames").exists()
-    encoder = save_encoder(tmp_path / "enc.safetensors", SpaceTimeViT(ViTConfig(
-        width=32, depth=1, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)))
+    encoder = save_encoder(
+        tmp_path / "enc.safetensors",
+        SpaceTimeViT(ViTConfig(width=32, depth=1, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)),
+    )
     video = write_test_video(tmp_path / "in.mp4")
     assert depth_main([str(video), "--ckpt", str(encoder), "--out", str(out)]) == 1
     assert "without a depth readout" in capsys.readouterr().err
@@ -86,8 +89,10 @@ def test_extract_features_skips_and_reports_bad_videos(tmp_path, capsys):
 
 
 def test_extract_with_only_bad_videos_fails(tmp_path, capsys):
-    ckpt = save_encoder(tmp_path / "enc.safetensors", SpaceTimeViT(ViTConfig(
-        width=32, depth=1, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)))
+    ckpt = save_encoder(
+        tmp_path / "enc.safetensors",
+        SpaceTimeViT(ViTConfig(width=32, depth=1, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)),
+    )
     (tmp_path / "v").mkdir()
     write_broken_video(tmp_path / "v" / "x.mp4", "empty")
     assert extract_main(["--ckpt", str(ckpt), "--videos", str(tmp_path / "v"), "--out", str(tmp_path / "o")]) == 1

@@ -37,8 +37,13 @@ GRAPH = {name: fourd_imports(path) & set(MODULES) for name, path in MODULES.item
 
 def imports_of(prefix: str) -> set[str]:
     """fourd modules imported by the modules under `prefix`, outside `prefix`."""
-    return {i for name, found in GRAPH.items() if name == prefix or name.startswith(prefix + ".")
-            for i in found if not (i == prefix or i.startswith(prefix + "."))}
+    return {
+        i
+        for name, found in GRAPH.items()
+        if name == prefix or name.startswith(prefix + ".")
+        for i in found
+        if not (i == prefix or i.startswith(prefix + "."))
+    }
 
 
 def under(modules: set[str], *prefixes: str) -> set[str]:
@@ -58,9 +63,14 @@ def test_train_and_probe_never_import_each_other(package, other):
     assert under(imports_of(package), other) == set()
 
 
-@pytest.mark.parametrize("main,allowed", [("fourd.train.__main__", ("fourd.train", "fourd.conf")),
-                                          ("fourd.probe.__main__", ("fourd.probe", "fourd.conf")),
-                                          ("fourd.models.__main__", ("fourd.models",))])
+@pytest.mark.parametrize(
+    "main,allowed",
+    [
+        ("fourd.train.__main__", ("fourd.train", "fourd.conf")),
+        ("fourd.probe.__main__", ("fourd.probe", "fourd.conf")),
+        ("fourd.models.__main__", ("fourd.models",)),
+    ],
+)
 def test_package_entry_points_import_only_their_package(main, allowed):
     assert GRAPH[main] - under(GRAPH[main], *allowed) == set()
 

@@ -37,9 +37,20 @@ def test_encoder_round_trip(tmp_path):
 def test_one_load_reads_every_kind_fourd_writes(tmp_path, kind):
     models = {
         "encoder": lambda: SpaceTimeViT(CONFIG),
-        "depth": lambda: DepthModel(DepthConfig(CONFIG, ReadoutConfig(
-            width=32, heads=2, num_queries=2 * 4 * 4, num_classes=2 * 8 * 8, mlp=64, num_frames=4,
-            encoder_width=32))),
+        "depth": lambda: DepthModel(
+            DepthConfig(
+                CONFIG,
+                ReadoutConfig(
+                    width=32,
+                    heads=2,
+                    num_queries=2 * 4 * 4,
+                    num_classes=2 * 8 * 8,
+                    mlp=64,
+                    num_frames=4,
+                    encoder_width=32,
+                ),
+            )
+        ),
         "mae": lambda: MaskedAutoencoder(MAEConfig(encoder=CONFIG, decoder=DecoderConfig(16, 1, 2, 32))),
     }
     model = models[kind]()
@@ -91,6 +102,7 @@ def test_corrupt_and_foreign_files_fail_clearly(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_weights(tmp_path / "missing.safetensors")
     from safetensors.torch import save_file
+
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
     with pytest.raises(CheckpointError, match="no fourd metadata"):
         load_encoder(tmp_path / "foreign.safetensors")

@@ -35,12 +35,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--attn", choices=BACKENDS, help="attention backend (model.attn_backend)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (per block under FSDP)")
     parser.add_argument("--activation-checkpointing", action="store_true", help="activation checkpointing per block")
-    parser.add_argument("--dtype", choices=tuple(DTYPES), help="bf16 = autocast (weights too with --forward-only); "
-                        "default bf16 on CUDA, fp32 on CPU")
+    parser.add_argument(
+        "--dtype",
+        choices=tuple(DTYPES),
+        help="bf16 = autocast (weights too with --forward-only); default bf16 on CUDA, fp32 on CPU",
+    )
     parser.add_argument("--device", default=default_device(), help="cuda, cuda:1, cpu, ... (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (batches with --loader)")
-    parser.add_argument("--warmup", type=int, default=3,
-                        help="untimed steps first (compilation, workers); then, with a model, one more measures memory")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=3,
+        help="untimed steps first (compilation, workers); then, with a model, one more measures memory",
+    )
     parser.add_argument("--compare-reference", action="store_true", help="also time the plain reference MAE")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--loader", action="store_true", help="time the training data loader alone")
@@ -51,16 +58,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def flag_overrides(args: argparse.Namespace) -> list[str]:
     """The options that are config values, as Hydra overrides (they win over the trailing ones)."""
-    values = {"data.batch_size": args.batch, "model.mask_ratio": args.mask_ratio, "model.attn_backend": args.attn,
-              "compile": args.compile or None, "strategy.activation_checkpointing": args.activation_checkpointing or None}
+    values = {
+        "data.batch_size": args.batch,
+        "model.mask_ratio": args.mask_ratio,
+        "model.attn_backend": args.attn,
+        "compile": args.compile or None,
+        "strategy.activation_checkpointing": args.activation_checkpointing or None,
+    }
     return [f"{key}={value}" for key, value in values.items() if value is not None]
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     cfg = compose_train(args.exp, [*args.overrides, *flag_overrides(args)])
-    opts = BenchOptions(args.device, args.dtype or default_dtype(args.device), args.steps, args.warmup,
-                        args.compare_reference)
+    opts = BenchOptions(
+        args.device, args.dtype or default_dtype(args.device), args.steps, args.warmup, args.compare_reference
+    )
     bench = bench_loader if args.loader else bench_forward if args.forward_only else bench_train
     print(json.dumps(bench(args.exp, cfg, opts)), flush=True)
 

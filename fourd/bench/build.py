@@ -23,16 +23,16 @@ def single_process_group(device: torch.device) -> Iterator[None]:
     if dist.is_initialized():
         yield
         return
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=dist.HashStore(), rank=0,
-                            world_size=1)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
         yield
     finally:
         dist.destroy_process_group()
 
 
-def build_inference_encoder(config: ViTConfig, device: torch.device, dtype: torch.dtype,
-                            compile: bool = False) -> SpaceTimeViT:
+def build_inference_encoder(
+    config: ViTConfig, device: torch.device, dtype: torch.dtype, compile: bool = False
+) -> SpaceTimeViT:
     """The encoder alone in eval mode with weights in `dtype`, cast on meta so fp32 weights never exist."""
     with torch.device("meta"):
         encoder = SpaceTimeViT(config).to(dtype)
@@ -51,8 +51,14 @@ def fourd_optimizer(model: MaskedAutoencoder, config: OptimConfig, lr: float) ->
 
 def reference_optimizer(model: nn.Module, config: OptimConfig, lr: float) -> torch.optim.Optimizer:
     """The hand-written baseline's AdamW: one group, a Python loop over tensors (no foreach, no fused kernel)."""
-    return torch.optim.AdamW(model.parameters(), lr=lr, betas=tuple(config.betas), weight_decay=config.weight_decay,
-                             foreach=False, fused=False)
+    return torch.optim.AdamW(
+        model.parameters(),
+        lr=lr,
+        betas=tuple(config.betas),
+        weight_decay=config.weight_decay,
+        foreach=False,
+        fused=False,
+    )
 
 
 def build_reference(config: MAEConfig, device: torch.device) -> ReferenceMAE:
@@ -68,8 +74,13 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     return torch.autocast(device.type, dtype=dtype)
 
 
-def train_step(loss: Callable[[], torch.Tensor], model: nn.Module, optimizer: torch.optim.Optimizer,
-                  device: torch.device, dtype: torch.dtype) -> Callable[[], None]:
+def train_step(
+    loss: Callable[[], torch.Tensor],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Callable[[], None]:
     """One full training step: forward (autocast), backward, clip the grad norm to 1.0, optimizer step, zero grads."""
 
     def step() -> None:

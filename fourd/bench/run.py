@@ -100,9 +100,12 @@ def throughput(seconds: float, batch: int, tokens: int, flops: int, peak: float 
     """Rates of one timed call that processes `batch` clips of `tokens` tokens and `flops` FLOPs; MFU against `peak`."""
     achieved = flops / seconds
     return {
-        "clips_per_s": round(batch / seconds, 3), "tokens_per_s": round(batch * tokens / seconds, 1),
-        "step_ms": round(seconds * 1e3, 3), "tflops": round(achieved / 1e12, 5),
-        "mfu": round(achieved / peak, 5) if peak else None, "peak_tflops": round(peak / 1e12, 2) if peak else None,
+        "clips_per_s": round(batch / seconds, 3),
+        "tokens_per_s": round(batch * tokens / seconds, 1),
+        "step_ms": round(seconds * 1e3, 3),
+        "tflops": round(achieved / 1e12, 5),
+        "mfu": round(achieved / peak, 5) if peak else None,
+        "peak_tflops": round(peak / 1e12, 2) if peak else None,
     }
 
 
@@ -135,27 +138,40 @@ def bench_train(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]
         steps, memory = {}, {}
         steps["fourd"], memory["fourd"] = warm_up(lambda: _train_step(config, cfg, opts, False), opts.warmup, device)
         if opts.compare_reference:
-            steps["reference"], memory["reference"] = warm_up(lambda: _train_step(config, cfg, opts, True),
-                                                              opts.warmup, device)
+            steps["reference"], memory["reference"] = warm_up(
+                lambda: _train_step(config, cfg, opts, True), opts.warmup, device
+            )
         seconds = {k: median(v) for k, v in time_rounds(steps, opts.steps, device, desc=" / ".join(steps)).items()}
         del steps
         free_memory(device)
     flops = 3 * mae_flops(config)["total"] * batch
     result = {
-        "exp": exp, "mode": "train", "device": device_name(device), "dtype": opts.dtype, "batch": batch,
+        "exp": exp,
+        "mode": "train",
+        "device": device_name(device),
+        "dtype": opts.dtype,
+        "batch": batch,
         "mask_ratio": config.mask_ratio,
         "attn": resolve_backend(config.encoder.attn_backend, device, DTYPES[opts.dtype]),
-        "compile": bool(cfg.compile), "activation_checkpointing": bool(cfg.strategy.activation_checkpointing),
-        "strategy": cfg.strategy.name, "params": params, "flops_per_step": flops,
+        "compile": bool(cfg.compile),
+        "activation_checkpointing": bool(cfg.strategy.activation_checkpointing),
+        "strategy": cfg.strategy.name,
+        "params": params,
+        "flops_per_step": flops,
         **throughput(seconds["fourd"], batch, prod(config.encoder.grid), flops, peak),
         "peak_mem_gb": round(memory["fourd"], 3),
-        "reference_clips_per_s": None, "reference_peak_mem_gb": None, "speedup": None,
-        "steps": opts.steps, "warmup": opts.warmup,
+        "reference_clips_per_s": None,
+        "reference_peak_mem_gb": None,
+        "speedup": None,
+        "steps": opts.steps,
+        "warmup": opts.warmup,
     }
     if opts.compare_reference:
-        result.update(reference_clips_per_s=round(batch / seconds["reference"], 3),
-                      reference_peak_mem_gb=round(memory["reference"], 3),
-                      speedup=round(seconds["reference"] / seconds["fourd"], 4))
+        result.update(
+            reference_clips_per_s=round(batch / seconds["reference"], 3),
+            reference_peak_mem_gb=round(memory["reference"], 3),
+            speedup=round(seconds["reference"] / seconds["fourd"], 4),
+        )
     return result
 
 
@@ -176,12 +192,18 @@ def bench_forward(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, An
     free_memory(device)
     params = parameter_counts(config)["encoder"]
     return {
-        "exp": exp, "mode": "forward", "device": device_name(device), "dtype": opts.dtype, "batch": batch,
-        "attn": resolve_backend(config.encoder.attn_backend, device, dtype), "compile": bool(cfg.compile),
+        "exp": exp,
+        "mode": "forward",
+        "device": device_name(device),
+        "dtype": opts.dtype,
+        "batch": batch,
+        "attn": resolve_backend(config.encoder.attn_backend, device, dtype),
+        "compile": bool(cfg.compile),
         "params": params,
         **throughput(seconds, batch, prod(config.encoder.grid), encoder_flops(config) * batch, peak),
         "peak_mem_gb": round(memory, 3),
-        "steps": opts.steps, "warmup": opts.warmup,
+        "steps": opts.steps,
+        "warmup": opts.warmup,
     }
 
 
@@ -191,8 +213,15 @@ def bench_loader(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any
     datamodule = VideoDataModule(instantiate(cfg.data.dataset), **data)
     clips_per_s = loader_clips_per_s(datamodule.train_dataloader(), opts.steps, opts.warmup, opts.device)
     return {
-        "exp": exp, "mode": "loader", "device": device_name(opts.device), "dataset": cfg.data.dataset._target_,
-        "batch": datamodule.batch_size, "num_workers": datamodule.num_workers,
-        "prefetch_factor": datamodule.prefetch_factor, "pin_memory": datamodule.pin_memory,
-        "clips_per_s": round(clips_per_s, 3), "batches": opts.steps, "warmup": opts.warmup,
+        "exp": exp,
+        "mode": "loader",
+        "device": device_name(opts.device),
+        "dataset": cfg.data.dataset._target_,
+        "batch": datamodule.batch_size,
+        "num_workers": datamodule.num_workers,
+        "prefetch_factor": datamodule.prefetch_factor,
+        "pin_memory": datamodule.pin_memory,
+        "clips_per_s": round(clips_per_s, 3),
+        "batches": opts.steps,
+        "warmup": opts.warmup,
     }

@@ -17,8 +17,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_rounds(fns: dict[str, Callable[[], object]], rounds: int, device: torch.device,
-                desc: str = "timing") -> dict[str, list[float]]:
+def time_rounds(
+    fns: dict[str, Callable[[], object]], rounds: int, device: torch.device, desc: str = "timing"
+) -> dict[str, list[float]]:
     """Seconds of each call when every function runs once per round in turn (ABAB...): load changes hit all alike."""
     if rounds < 1:
         raise ValueError(f"need at least one timed round, got {rounds}")

@@ -36,5 +36,10 @@ def encoder_config(model: Mapping[str, Any]) -> ViTConfig:
 def mae_config(model: Mapping[str, Any]) -> MAEConfig:
     """The MAE of a `model` config group (encoder, decoder, masking)."""
     m = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
-    return MAEConfig(encoder=encoder_config(m), decoder=DecoderConfig(**m["decoder"]), mask_ratio=m["mask_ratio"],
-                     masking=m["masking"], norm_pix_loss=m["norm_pix_loss"])
+    return MAEConfig(
+        encoder=encoder_config(m),
+        decoder=DecoderConfig(**m["decoder"]),
+        mask_ratio=m["mask_ratio"],
+        masking=m["masking"],
+        norm_pix_loss=m["norm_pix_loss"],
+    )

@@ -57,8 +57,9 @@ class ResumableSampler(DistributedSampler):
     It subclasses DistributedSampler so Lightning leaves it in place instead of wrapping it.
     """
 
-    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0,
-                 batch_size: int = 1) -> None:
+    def __init__(
+        self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0, batch_size: int = 1
+    ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
         self.batch_size = batch_size  # the loader drops an incomplete last batch
         self._start: tuple[int, int] | None = None

@@ -102,9 +102,7 @@ class _Placement(NamedTuple):
     far: float
 
 
-def render_world_clip(
-    config: WorldConfig, index: int, return_geometry: bool = False
-) -> dict[str, np.ndarray | int]:
+def render_world_clip(config: WorldConfig, index: int, return_geometry: bool = False) -> dict[str, np.ndarray | int]:
     """Render clip ``index`` with its ground truth (see the module docstring for conventions).
 
     Keys: video uint8 (T, H, W, 3); depth float32 (T, H, W); intrinsics float32 (T, 3, 3);
@@ -157,8 +155,9 @@ def generate_world(
     meta = {"config": asdict(config), "splits": dict(splits)}
     manifest = root / "world.json"
     previous = json.loads(manifest.read_text()) if manifest.is_file() else None
-    if previous == meta and all((root / split / f"{index:06d}.npz").is_file()
-                                for split, count in splits.items() for index in range(count)):
+    if previous == meta and all(
+        (root / split / f"{index:06d}.npz").is_file() for split, count in splits.items() for index in range(count)
+    ):
         return root
     keep = previous is not None and previous["config"] == meta["config"]
     if not keep:
@@ -179,8 +178,9 @@ def ensure_world(root: str | Path, config: WorldConfig, splits: Mapping[str, int
     return generate_world(root, config, splits)
 
 
-def world_split(root: str | Path, split: str, world: Mapping[str, Any],
-                splits: Mapping[str, int] = DEFAULT_SPLITS) -> WorldDataset:
+def world_split(
+    root: str | Path, split: str, world: Mapping[str, Any], splits: Mapping[str, int] = DEFAULT_SPLITS
+) -> WorldDataset:
     """One split of the 4D world with settings `world` (WorldConfig fields) in its own folder under `root`,
     generated first if missing or stale."""
     config = WorldConfig(**world)
@@ -254,9 +254,20 @@ def _sample_scene(generator: torch.Generator, config: WorldConfig) -> _Scene:
     waves, phases, colours, checker = _sample_textures(generator, config.num_objects)
     light = random_uniform(generator, (3,)).double() * torch.tensor([2.0, 1.0, 2.0]) + torch.tensor([-1.0, 1.0, -1.0])
     return _Scene(
-        label=label, room=room, spheres=spheres, half=half, centres=centres, yaws=yaws, intrinsics=intrinsics,
-        world_to_camera=world_to_camera, camera_to_world=torch.linalg.inv(world_to_camera), waves=waves,
-        phases=phases, colours=colours, checker=checker, light=_normalise(light),
+        label=label,
+        room=room,
+        spheres=spheres,
+        half=half,
+        centres=centres,
+        yaws=yaws,
+        intrinsics=intrinsics,
+        world_to_camera=world_to_camera,
+        camera_to_world=torch.linalg.inv(world_to_camera),
+        waves=waves,
+        phases=phases,
+        colours=colours,
+        checker=checker,
+        light=_normalise(light),
     )
 
 
@@ -279,8 +290,13 @@ def _sample_camera(
     generator: torch.Generator, label: int, times: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, _Placement]:
     """Camera path of one motion class: eyes and look-at targets (T, 3), and where objects may go."""
-    eye = torch.stack([random_uniform(generator, (), -1.0, 1.0), random_uniform(generator, (), 1.2, 1.8),
-                       random_uniform(generator, (), -1.0, 1.0)]).double()
+    eye = torch.stack(
+        [
+            random_uniform(generator, (), -1.0, 1.0),
+            random_uniform(generator, (), 1.2, 1.8),
+            random_uniform(generator, (), -1.0, 1.0),
+        ]
+    ).double()
     heading = float(random_uniform(generator, (), 0.0, 2 * math.pi))
     pitch = -math.radians(float(random_uniform(generator, (), 3.0, 15.0)))
     forward = torch.tensor([math.sin(heading), 0.0, math.cos(heading)], dtype=torch.float64)
@@ -358,8 +374,12 @@ def _sample_textures(
     Waves 2 and 3 are orthogonal with one frequency, so their product is a checker pattern.
     """
     count = ROOM_FACES + num_objects
-    frequencies = torch.cat([random_uniform(generator, (ROOM_FACES, WAVES), 0.3, 1.2),
-                             random_uniform(generator, (num_objects, WAVES), 1.5, 4.0)]).double()
+    frequencies = torch.cat(
+        [
+            random_uniform(generator, (ROOM_FACES, WAVES), 0.3, 1.2),
+            random_uniform(generator, (num_objects, WAVES), 1.5, 4.0),
+        ]
+    ).double()
     frequencies[:, 3] = frequencies[:, 2]
     angles = random_uniform(generator, (ROOM_FACES, WAVES), 0.0, math.pi).double()
     angles[:, 3] = angles[:, 2] + math.pi / 2
@@ -444,15 +464,19 @@ def _cast(
     yaws = scene.yaws[frames]
     origin = _rotate_y(origins[:, None] - scene.centres[frames], -yaws)[:, None]  # (F, 1, O, 3)
     direction = _rotate_y(directions[:, :, None], -yaws[:, None])  # (F, N, O, 3)
-    hits = torch.where(scene.spheres, _hit_sphere(origin, direction, scene.half[:, 0]),
-                       _hit_box(origin, direction, scene.half))
+    hits = torch.where(
+        scene.spheres, _hit_sphere(origin, direction, scene.half[:, 0]), _hit_box(origin, direction, scene.half)
+    )
     nearest, which = hits.min(-1)
     index = which[..., None, None].expand(*which.shape, 1, 3)
     start = origin.expand_as(direction).gather(2, index)[:, :, 0]
     point = start + nearest[..., None] * direction.gather(2, index)[:, :, 0]
     closer = nearest < distance
-    return (torch.where(closer, nearest, distance), torch.where(closer, ROOM_FACES + which, surface),
-            torch.where(closer[..., None], point, local))
+    return (
+        torch.where(closer, nearest, distance),
+        torch.where(closer, ROOM_FACES + which, surface),
+        torch.where(closer[..., None], point, local),
+    )
 
 
 def _hit_room(room: torch.Tensor, origins: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -530,11 +554,12 @@ def _sample_points(
     """
     num_frames, height, width = surface.shape
     later = count // 2
-    frames = torch.cat([torch.zeros(count - later, dtype=torch.long),
-                        torch.randint(num_frames, (later,), generator=generator)])
+    frames = torch.cat(
+        [torch.zeros(count - later, dtype=torch.long), torch.randint(num_frames, (later,), generator=generator)]
+    )
     pixels = [torch.randint(height * width, (count - later,), generator=generator)]
     if later:
-        on_object = (surface[frames[count - later:]] >= ROOM_FACES).flatten(1).double() + 1e-9
+        on_object = (surface[frames[count - later :]] >= ROOM_FACES).flatten(1).double() + 1e-9
         pixels.append(torch.multinomial(on_object, 1, generator=generator)[:, 0])
     pixel = torch.cat(pixels)
     corner = torch.stack([pixel % width, pixel // width], -1).double()

@@ -57,9 +57,7 @@ def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> to
     return torch.einsum("bhqk,bkhd->bqhd", weights, v)
 
 
-def dot_product_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = "auto"
-) -> torch.Tensor:
+def dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = "auto") -> torch.Tensor:
     """Attention over (B, N, H, Dh) tensors with the chosen backend; returns (B, Nq, H, Dh)."""
     backend = resolve_backend(backend, q.device, q.dtype)
     if backend == "xformers":

@@ -21,8 +21,11 @@ def mae_flops(config: MAEConfig) -> dict[str, int]:
     visible = config.visible_tokens
     patch_dim = prod(e.patch_size) * e.in_chans
     encoder = 2 * tokens * patch_dim * e.width + transformer_flops(visible, e.width, e.depth, e.mlp)
-    decoder = (2 * visible * e.width * d.width + transformer_flops(tokens, d.width, d.depth, d.mlp)
-               + 2 * tokens * d.width * patch_dim)
+    decoder = (
+        2 * visible * e.width * d.width
+        + transformer_flops(tokens, d.width, d.depth, d.mlp)
+        + 2 * tokens * d.width * patch_dim
+    )
     return {"encoder": encoder, "decoder": decoder, "total": encoder + decoder}
 
 

@@ -41,7 +41,10 @@ def _masking_from_hidden(hidden: torch.Tensor, keep: int) -> Masking:
 
 
 def random_masking(
-    batch: int, grid: tuple[int, int, int], ratio: float, device: torch.device | str = "cpu",
+    batch: int,
+    grid: tuple[int, int, int],
+    ratio: float,
+    device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
 ) -> Masking:
     """MAE random masking: rank uniform noise per token, keep the lowest ranks."""
@@ -53,7 +56,10 @@ def random_masking(
 
 
 def tube_masking(
-    batch: int, grid: tuple[int, int, int], ratio: float, device: torch.device | str = "cpu",
+    batch: int,
+    grid: tuple[int, int, int],
+    ratio: float,
+    device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
 ) -> Masking:
     """VideoMAE tube masking: one random spatial mask shared by every time step."""
@@ -118,15 +124,26 @@ class MAEConfig:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> MAEConfig:
-        return cls(**{**config, "encoder": ViTConfig.from_dict(config["encoder"]),
-                      "decoder": DecoderConfig(**config["decoder"])})
+        return cls(
+            **{
+                **config,
+                "encoder": ViTConfig.from_dict(config["encoder"]),
+                "decoder": DecoderConfig(**config["decoder"]),
+            }
+        )
 
 
 class MAEDecoder(BlockStack):
     """Narrow transformer over all tokens: visible encodings + mask tokens + a fixed sin-cos position embedding."""
 
-    def __init__(self, config: DecoderConfig, encoder_width: int, grid: tuple[int, int, int], out_dim: int,
-                 attn_backend: str = "auto") -> None:
+    def __init__(
+        self,
+        config: DecoderConfig,
+        encoder_width: int,
+        grid: tuple[int, int, int],
+        out_dim: int,
+        attn_backend: str = "auto",
+    ) -> None:
         c = config
         super().__init__([Block(c.width, c.heads, c.mlp, attn_backend) for _ in range(c.depth)])
         self.norm_in = nn.LayerNorm(encoder_width, eps=LN_EPS)  # the 4DS encoder has no final norm
@@ -219,8 +236,9 @@ class MaskedAutoencoder(nn.Module):
             target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
         return target
 
-    def forward(self, video: torch.Tensor, generator: torch.Generator | None = None,
-                masking: Masking | None = None) -> MAEOutput:
+    def forward(
+        self, video: torch.Tensor, generator: torch.Generator | None = None, masking: Masking | None = None
+    ) -> MAEOutput:
         """Mask, encode the visible tubelets, decode all, and return the loss on the hidden ones."""
         masking = masking or self.mask(video.shape[0], video.device, generator)
         latent = self.encoder(video, masking.ids_keep)

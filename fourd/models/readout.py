@@ -106,8 +106,9 @@ class AttentionReadout(nn.Module):
             raise ValueError(f"readout expects {self.config.num_frames} frames, got inputs {tuple(inputs.shape)}")
         x = (self.norm(inputs) + self.temporal_posenc).flatten(1, 2)  # B (T N) D
         query = self.queries(x.shape[0]) if query_tokens is None else query_tokens
-        q, k, v = (rearrange(y, "b n (h d) -> b n h d", h=self.config.heads)
-                   for y in (query, self.key(x), self.value(x)))
+        q, k, v = (
+            rearrange(y, "b n (h d) -> b n h d", h=self.config.heads) for y in (query, self.key(x), self.value(x))
+        )
         attended = rearrange(dot_product_attention(q, k, v, self.config.attn_backend), "b q h d -> b q (h d)")
         token = query + self.proj(attended)
         token = token + self.mlp(self.norm_mlp(token))
@@ -119,8 +120,17 @@ def depth_from_patches(
 ) -> torch.Tensor:
     """(B, Q, p0*p1*p2*c) -> (B, T, H, W, c): queries are (t, h, w)-raster patches, values (p0, p1, p2, c)."""
     (p0, p1, p2), (t, h, w) = output_patch, output_shape
-    return rearrange(out, "b (n0 n1 n2) (p0 p1 p2 c) -> b (n0 p0) (n1 p1) (n2 p2) c",
-                     n0=t // p0, n1=h // p1, n2=w // p2, p0=p0, p1=p1, p2=p2, c=channels)
+    return rearrange(
+        out,
+        "b (n0 n1 n2) (p0 p1 p2 c) -> b (n0 p0) (n1 p1) (n2 p2) c",
+        n0=t // p0,
+        n1=h // p1,
+        n2=w // p2,
+        p0=p0,
+        p1=p1,
+        p2=p2,
+        c=channels,
+    )
 
 
 @dataclass
@@ -136,8 +146,10 @@ class DepthConfig:
             raise ValueError(f"readout encoder_width {r.encoder_width} != encoder width {e.width}")
         patches = math.prod(n // p for n, p in zip(self.output_shape, r.output_patch, strict=True))
         if r.num_queries != patches or r.num_classes != math.prod(r.output_patch) * r.output_channels:
-            raise ValueError(f"{r.num_queries} queries x {r.num_classes} values do not tile {self.output_shape} "
-                             f"with patches {r.output_patch} x {r.output_channels} channels")
+            raise ValueError(
+                f"{r.num_queries} queries x {r.num_classes} values do not tile {self.output_shape} "
+                f"with patches {r.output_patch} x {r.output_channels} channels"
+            )
 
     @property
     def output_shape(self) -> tuple[int, int, int]:
@@ -170,6 +182,7 @@ class DepthModel(nn.Module):
         r = self.config.readout
         grid = tuple(n // p for n, p in zip(video.shape[2:], self.config.encoder.patch_size, strict=True))
         tokens = encoder_to_readout(self.features(video), grid, r.readout_depth, r.num_frames)
-        depth = depth_from_patches(self.readout(tokens), (r.num_frames, *video.shape[3:]), r.output_patch,
-                                   r.output_channels)
+        depth = depth_from_patches(
+            self.readout(tokens), (r.num_frames, *video.shape[3:]), r.output_patch, r.output_channels
+        )
         return depth.squeeze(-1)

@@ -32,8 +32,16 @@ VIT_SIZES: dict[str, ViTSize] = {
 }
 
 OFFICIAL_NAMES: dict[str, str] = {
-    "mu": "mu", "Ti": "ti", "S": "s", "M": "m", "B": "b", "L": "l",
-    "H": "h", "g": "g", "G": "bigg", "e": "e",
+    "mu": "mu",
+    "Ti": "ti",
+    "S": "s",
+    "M": "m",
+    "B": "b",
+    "L": "l",
+    "H": "h",
+    "g": "g",
+    "G": "bigg",
+    "e": "e",
 }
 
 

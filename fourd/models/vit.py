@@ -53,8 +53,9 @@ class ViTConfig:
         self.image_size = (size, size) if isinstance(size, int) else tuple(size)
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
-        for n, p, what in zip((self.num_frames, *self.image_size), self.patch_size, ("num_frames", "height", "width"),
-                               strict=True):
+        for n, p, what in zip(
+            (self.num_frames, *self.image_size), self.patch_size, ("num_frames", "height", "width"), strict=True
+        ):
             if n % p:
                 raise ValueError(f"{what} {n} is not divisible by the patch size {p} ({self.patch_size})")
 

@@ -19,8 +19,13 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def compute_features(encoder: SpaceTimeViT, dataset: Dataset, readout_depth: float, batch_size: int = 16,
-                     device: torch.device | str = "cpu") -> torch.Tensor:
+def compute_features(
+    encoder: SpaceTimeViT,
+    dataset: Dataset,
+    readout_depth: float,
+    batch_size: int = 16,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Readout inputs (N, T, h*w, D) of every clip, in float16, with a progress bar."""
     encoder = encoder.to(device).eval()
     chunks = []

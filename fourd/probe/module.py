@@ -33,8 +33,15 @@ class ProbeModule(L.LightningModule):
     Batches carry either "video" (features are computed on the fly) or precomputed "features".
     """
 
-    def __init__(self, task: ProbeTask, readout: ReadoutConfig, backbone: SpaceTimeViT | None = None,
-                 lr: float = 1e-3, weight_decay: float = 0.05, warmup_steps: int = 50) -> None:
+    def __init__(
+        self,
+        task: ProbeTask,
+        readout: ReadoutConfig,
+        backbone: SpaceTimeViT | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        warmup_steps: int = 50,
+    ) -> None:
         super().__init__()
         self.task = task
         self.readout = AttentionReadout(readout)
@@ -83,7 +90,10 @@ class ProbeModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = torch.optim.AdamW(self.trainable_parameters(), lr=self.lr, weight_decay=self.weight_decay)
         total = int(self.trainer.estimated_stepping_batches)
-        schedule = partial(warmup_cosine, warmup_steps=min(self.warmup_steps, total // 2 or 1), total_steps=total,
-                           min_ratio=0.01)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule),
-                                                          "interval": "step"}}
+        schedule = partial(
+            warmup_cosine, warmup_steps=min(self.warmup_steps, total // 2 or 1), total_steps=total, min_ratio=0.01
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
+        }

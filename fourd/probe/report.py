@@ -58,13 +58,15 @@ def scaling_plot(records: list[dict[str, Any]], path: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 3.2), squeeze=False)
     for task, ax in zip(tasks, axes[0], strict=True):
         metric, higher = HEADLINE[task][0]
-        points = sorted((r["backbone_params"], r["metrics"][metric], r["backbone"]) for r in records
-                        if r["task"] == task)
+        points = sorted(
+            (r["backbone_params"], r["metrics"][metric], r["backbone"]) for r in records if r["task"] == task
+        )
         ax.plot([p[0] for p in points], [p[1] for p in points], "-", color="0.7", zorder=1)
         for params, value, name in points:
             ax.scatter([params], [value], zorder=2)
-            ax.annotate(Path(name).parent.name or name, (params, value), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                Path(name).parent.name or name, (params, value), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
         ax.set_xscale("log")
         ax.set_title(task)
         ax.set_xlabel("encoder parameters")

@@ -16,8 +16,9 @@ from fourd.files import atomic_write
 from fourd.weights import save_weights
 
 
-def reconstruction_grid(clips: torch.Tensor, masked: torch.Tensor, pasted: torch.Tensor,
-                        max_frames: int = 8) -> torch.Tensor:
+def reconstruction_grid(
+    clips: torch.Tensor, masked: torch.Tensor, pasted: torch.Tensor, max_frames: int = 8
+) -> torch.Tensor:
     """One image: for each clip three rows (input, masked input, reconstruction), one column per frame."""
     step = max(1, clips.shape[2] // max_frames)
     rows = []
@@ -38,8 +39,14 @@ class ReconstructionImages(L.Callback):
         self.clips: torch.Tensor | None = None
         self.written_step = -1
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: dict[str, torch.Tensor],
+        batch_idx: int,
+    ) -> None:
         if self.clips is None:  # the same clips every time, so pictures are comparable over training
             self.clips = batch["video"][: self.num_clips].detach().clone()
         self.clips = self.clips.to(batch["video"].device)
@@ -91,6 +98,13 @@ class EncoderExport(L.Callback):
         state = full_state_dict(pl_module.model)
         if trainer.is_global_zero:
             encoder = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
-            save_weights(self.path, encoder, "encoder", pl_module.mae_config.encoder.to_dict(),
-                         extra={"mae_config": json.dumps(pl_module.mae_config.to_dict()),
-                                "global_step": str(trainer.global_step)})
+            save_weights(
+                self.path,
+                encoder,
+                "encoder",
+                pl_module.mae_config.encoder.to_dict(),
+                extra={
+                    "mae_config": json.dumps(pl_module.mae_config.to_dict()),
+                    "global_step": str(trainer.global_step),
+                },
+            )

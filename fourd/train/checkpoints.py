@@ -92,8 +92,9 @@ class RollingCheckpoint(L.Callback):
         if any(step == trainer.global_step for step, _ in list_checkpoints(self.dirpath)):
             self.saved_step = trainer.global_step  # resumed from it: nothing new to save yet
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
             self.save(trainer)
 

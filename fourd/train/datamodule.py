@@ -22,8 +22,15 @@ class VideoDataModule(L.LightningDataModule):
     continues with the very next batch, with the same clips and the same random crops.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int = 8, num_workers: int = 0,
-                 prefetch_factor: int = 2, pin_memory: bool | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        prefetch_factor: int = 2,
+        pin_memory: bool | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if len(dataset) < batch_size:
             raise ValueError(f"dataset has {len(dataset)} clips, fewer than one batch of {batch_size}")
@@ -38,17 +45,25 @@ class VideoDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        sampler = ResumableSampler(self.dataset, num_replicas=world, rank=rank, seed=self.seed,
-                                   batch_size=self.batch_size)
+        sampler = ResumableSampler(
+            self.dataset, num_replicas=world, rank=rank, seed=self.seed, batch_size=self.batch_size
+        )
         if len(sampler) < self.batch_size:
-            raise ValueError(f"dataset has {len(self.dataset)} clips: {len(sampler)} per rank over {world} ranks, "
-                             f"fewer than one batch of {self.batch_size}")
+            raise ValueError(
+                f"dataset has {len(self.dataset)} clips: {len(sampler)} per rank over {world} ranks, "
+                f"fewer than one batch of {self.batch_size}"
+            )
         if self._resume_at is not None:
             sampler.resume(*self._resume_at)
         workers = self.num_workers > 0
         return DataLoader(
-            SeededItems(self.dataset, self.seed), batch_size=self.batch_size, sampler=sampler, drop_last=True,
-            num_workers=self.num_workers, pin_memory=self.pin_memory, persistent_workers=workers,
+            SeededItems(self.dataset, self.seed),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=workers,
             prefetch_factor=self.prefetch_factor if workers else None,
         )
 
@@ -63,8 +78,12 @@ class VideoDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         if self.position is None:
             return {}
-        return {"epoch": self.position[0], "position": self.position[1], "world_size": self.trainer.world_size,
-                "batch_size": self.batch_size}
+        return {
+            "epoch": self.position[0],
+            "position": self.position[1],
+            "world_size": self.trainer.world_size,
+            "batch_size": self.batch_size,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
@@ -73,7 +92,9 @@ class VideoDataModule(L.LightningDataModule):
         position = state["position"]
         if (state["world_size"], state["batch_size"]) != (world, self.batch_size):
             position = position * state["world_size"] // world  # same number of clips seen, in another order
-            log.warning(f"resuming with {world} ranks x batch {self.batch_size} instead of {state['world_size']} x "
-                        f"{state['batch_size']}: the epoch continues after the same number of clips, but the clip "
-                        "order differs from an uninterrupted run")
+            log.warning(
+                f"resuming with {world} ranks x batch {self.batch_size} instead of {state['world_size']} x "
+                f"{state['batch_size']}: the epoch continues after the same number of clips, but the clip "
+                "order differs from an uninterrupted run"
+            )
         self._resume_at = (state["epoch"], position)

@@ -47,8 +47,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
             latest = latest_checkpoint(folder)
             if latest is not None:
                 return latest
-        raise CheckpointError(f"{path} is not a checkpoint (a sharded one has a {DCP_METADATA} file) and holds "
-                              "no complete step_*.ckpt checkpoint")
+        raise CheckpointError(
+            f"{path} is not a checkpoint (a sharded one has a {DCP_METADATA} file) and holds "
+            "no complete step_*.ckpt checkpoint"
+        )
     return path
 
 
@@ -72,10 +74,13 @@ def read_sharded_model(path: Path, prefix: str) -> dict[str, torch.Tensor]:
         metadata = reader.read_metadata()
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as err:
         raise CheckpointError(f"{path}: unreadable {DCP_METADATA}: {one_line(err)}") from err
-    wanted = {key: torch.empty(meta.size, dtype=meta.properties.dtype)
-              for key, meta in metadata.state_dict_metadata.items()
-              if isinstance(meta, TensorStorageMetadata) and key.startswith(DCP_MODEL)
-              and strip_wrapper_prefixes(key.removeprefix(DCP_MODEL)).startswith(prefix)}
+    wanted = {
+        key: torch.empty(meta.size, dtype=meta.properties.dtype)
+        for key, meta in metadata.state_dict_metadata.items()
+        if isinstance(meta, TensorStorageMetadata)
+        and key.startswith(DCP_MODEL)
+        and strip_wrapper_prefixes(key.removeprefix(DCP_MODEL)).startswith(prefix)
+    }
     if not wanted:
         raise CheckpointError(f"{path} holds no model weights ({DCP_MODEL}{prefix}*)")
     no_dist = {"no_dist": True} if "no_dist" in inspect.signature(dcp.load).parameters else {}
@@ -129,8 +134,11 @@ def export_checkpoint(src: str | Path, dst: str | Path, what: str = "encoder") -
         model = SpaceTimeViT(config.encoder) if what == "encoder" else MaskedAutoencoder(config)
     load_state_strict(model, state, str(path), check_only=True)
     model_config = config.encoder.to_dict() if what == "encoder" else config.to_dict()
-    extra = {"mae_config": json.dumps(config.to_dict()), "global_step": str(meta.get("global_step", "")),
-             "source": path.name}
+    extra = {
+        "mae_config": json.dumps(config.to_dict()),
+        "global_step": str(meta.get("global_step", "")),
+        "source": path.name,
+    }
     try:
         return save_weights(dst, state, what, model_config, extra)
     except OSError as err:

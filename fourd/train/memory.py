@@ -107,8 +107,9 @@ def _block(tokens: int, width: int, mlp: int, heads: int, act: int) -> int:
     return 2 * _norm_then_linear(tokens, width, act) + attention + 2 * tokens * mlp * act  # GELU in, fc2 in
 
 
-def activation_bytes(config: MAEConfig, batch: int, precision: str = "bf16-mixed",
-                     activation_checkpointing: bool = False) -> ActivationEstimate:
+def activation_bytes(
+    config: MAEConfig, batch: int, precision: str = "bf16-mixed", activation_checkpointing: bool = False
+) -> ActivationEstimate:
     """Tensors autograd saves for `batch` clips, from the shapes alone.
 
     The residual stream and LayerNorm run in fp32, matmul inputs and the MLP hidden in the autocast dtype.
@@ -125,7 +126,8 @@ def activation_bytes(config: MAEConfig, batch: int, precision: str = "bf16-mixed
         + _norm_then_linear(k, e.width, act)  # decoder input norm and embedding
         + n * (I64 + F32 * d.width)  # decoder gather: index and visible + mask tokens
         + _norm_then_linear(n, d.width, act)  # final norm and head
-        + 2 * pixels * F32 + n * F32  # loss: fp32 prediction and target (fused MSE), mask
+        + 2 * pixels * F32
+        + n * F32  # loss: fp32 prediction and target (fused MSE), mask
     )
     enc_block, dec_block = _block(k, e.width, e.mlp, e.heads, act), _block(n, d.width, d.mlp, d.heads, act)
     enc_input, dec_input = k * e.width * F32, n * d.width * F32
@@ -151,8 +153,15 @@ class MemoryPlan:
 
     @property
     def total(self) -> int:
-        return (self.params + self.grads + self.optimizer + self.working_params + self.activations
-                + self.overhead + self.fragmentation)
+        return (
+            self.params
+            + self.grads
+            + self.optimizer
+            + self.working_params
+            + self.activations
+            + self.overhead
+            + self.fragmentation
+        )
 
     def fits(self, gpu_mem_bytes: int | float) -> bool:
         return self.total <= gpu_mem_bytes
@@ -186,8 +195,16 @@ def _assemble(counts: ParamCounts, setup: TrainSetup, activations: ActivationEst
         params = grads = optimizer = 0
     working = _working_params(counts, setup)
     tensors = params + grads + optimizer + working + activations.total
-    return MemoryPlan(params, grads, optimizer, working, activations.total, FRAMEWORK_OVERHEAD_BYTES,
-                      int(FRAGMENTATION_MARGIN * tensors), offloaded)
+    return MemoryPlan(
+        params,
+        grads,
+        optimizer,
+        working,
+        activations.total,
+        FRAMEWORK_OVERHEAD_BYTES,
+        int(FRAGMENTATION_MARGIN * tensors),
+        offloaded,
+    )
 
 
 def plan_memory(config: MAEConfig, batch: int, setup: TrainSetup | None = None) -> MemoryPlan:
@@ -202,8 +219,9 @@ def plan_memory(config: MAEConfig, batch: int, setup: TrainSetup | None = None) 
     return _assemble(param_counts(config), setup, acts)
 
 
-def max_batch_that_fits(config: MAEConfig, gpu_mem_bytes: int | float, setup: TrainSetup | None = None,
-                        limit: int = 1 << 20) -> int:
+def max_batch_that_fits(
+    config: MAEConfig, gpu_mem_bytes: int | float, setup: TrainSetup | None = None, limit: int = 1 << 20
+) -> int:
     """Largest per-device batch whose plan fits in `gpu_mem_bytes` (0 if not even one clip fits)."""
     setup = setup or TrainSetup()
     counts = param_counts(config)

@@ -27,9 +27,16 @@ log = logging.getLogger(__name__)
 class TrainModule(L.LightningModule):
     """Masked-autoencoder pretraining of the 4DS encoder; the model is built in `configure_model` (`build_mae`)."""
 
-    def __init__(self, model: dict[str, Any], optim: dict[str, Any], fsdp: dict[str, Any] | None = None,
-                 activation_checkpointing: bool = False, compile: bool = False, seed: int = 0,
-                 max_bad_steps: int = 10) -> None:
+    def __init__(
+        self,
+        model: dict[str, Any],
+        optim: dict[str, Any],
+        fsdp: dict[str, Any] | None = None,
+        activation_checkpointing: bool = False,
+        compile: bool = False,
+        seed: int = 0,
+        max_bad_steps: int = 10,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.mae_config = MAEConfig.from_dict(model)
@@ -46,12 +53,20 @@ class TrainModule(L.LightningModule):
         mesh = None
         if isinstance(self.trainer.strategy, ModelParallelStrategy):
             mesh = fsdp_mesh(self.fsdp_config, self.device_mesh["data_parallel"], self.trainer.num_devices)
-        self.model = build_mae(self.mae_config, self.device, mesh, self.fsdp_config,
-                               self.hparams.activation_checkpointing, self.hparams.compile)
+        self.model = build_mae(
+            self.mae_config,
+            self.device,
+            mesh,
+            self.fsdp_config,
+            self.hparams.activation_checkpointing,
+            self.hparams.compile,
+        )
         if mesh is not None:
             local, total = sharding_summary(self.model)
-            log.info(f"FSDP2 rank {self.global_rank}: mesh {tuple(mesh.shape)} ({self.fsdp_config.sharding}), "
-                     f"this rank holds {local:,} of {total:,} parameter scalars")
+            log.info(
+                f"FSDP2 rank {self.global_rank}: mesh {tuple(mesh.shape)} ({self.fsdp_config.sharding}), "
+                f"this rank holds {local:,} of {total:,} parameter scalars"
+            )
         clips = self.trainer.datamodule.batch_size if self.trainer.datamodule else 1
         self.flops_per_batch = 3 * mae_flops(self.mae_config)["total"] * clips  # forward + backward
 
@@ -74,15 +89,19 @@ class TrainModule(L.LightningModule):
 
     def on_train_end(self) -> None:
         if self.skipped_videos:
-            log.warning(f"rank {self.global_rank}: skipped {self.skipped_videos} unreadable video reads "
-                        "(see the warnings above for the files)")
+            log.warning(
+                f"rank {self.global_rank}: skipped {self.skipped_videos} unreadable video reads "
+                "(see the warnings above for the files)"
+            )
         if self.bad_steps.total:
             log.warning(f"skipped {self.bad_steps.total} steps with a non-finite loss")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = gather_rng_states()
-        checkpoint["fourd_counters"] = {"skipped_videos": gather_objects(self.skipped_videos),
-                                        "bad_steps": (self.bad_steps.total, self.bad_steps.in_a_row)}
+        checkpoint["fourd_counters"] = {
+            "skipped_videos": gather_objects(self.skipped_videos),
+            "bad_steps": (self.bad_steps.total, self.bad_steps.in_a_row),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         counters = checkpoint.get("fourd_counters", {})
@@ -107,9 +126,14 @@ class TrainModule(L.LightningModule):
         lr = scaled_lr(c.base_lr, self.global_batch_size())
         optimizer = build_adamw(self.model, c, lr, self.model.no_weight_decay())
         total = int(self.trainer.estimated_stepping_batches)
-        schedule = partial(warmup_cosine, warmup_steps=min(c.warmup_steps, total // 2 or 1),
-                           total_steps=total, min_ratio=c.min_lr_ratio)
-        log.info(f"lr {lr:.3g} (base {c.base_lr:g} x global batch {self.global_batch_size()} / 256), "
-                 f"{total} steps")
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule),
-                                                          "interval": "step"}}
+        schedule = partial(
+            warmup_cosine,
+            warmup_steps=min(c.warmup_steps, total // 2 or 1),
+            total_steps=total,
+            min_ratio=c.min_lr_ratio,
+        )
+        log.info(f"lr {lr:.3g} (base {c.base_lr:g} x global batch {self.global_batch_size()} / 256), {total} steps")
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
+        }

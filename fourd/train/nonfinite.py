@@ -32,11 +32,16 @@ class BadStepCounter:
             return
         self.total += 1
         self.in_a_row += 1
-        log.warning(f"step {step}: loss is {loss.item()} (or non-finite on another rank): step skipped, "
-                    f"{self.in_a_row} in a row, {self.total} in total")
+        log.warning(
+            f"step {step}: loss is {loss.item()} (or non-finite on another rank): step skipped, "
+            f"{self.in_a_row} in a row, {self.total} in total"
+        )
         if self.in_a_row >= self.max_in_a_row:
-            last = (f"the last finite loss was {self.last_finite[1].item():.4g} at step {self.last_finite[0]}"
-                    if self.last_finite else "no step had a finite loss")
+            last = (
+                f"the last finite loss was {self.last_finite[1].item():.4g} at step {self.last_finite[0]}"
+                if self.last_finite
+                else "no step had a finite loss"
+            )
             raise NonFiniteLossError(
                 f"the loss was nan or inf for {self.in_a_row} steps in a row (steps {step - self.in_a_row + 1} to "
                 f"{step}); {last}. Stopping. Lower optimizer.base_lr, check the data, or raise max_bad_steps."

@@ -90,15 +90,23 @@ def fsdp_mesh(config: FSDPConfig, world_mesh: DeviceMesh, devices_per_node: int)
     return init_device_mesh(world_mesh.device_type, (world // shard, shard), mesh_dim_names=("replicate", "shard"))
 
 
-def shard_model(model: nn.Module, blocks: list[nn.Module], mesh: DeviceMesh, config: FSDPConfig,
-                device: torch.device, forward_methods: tuple[str, ...] = ()) -> None:
+def shard_model(
+    model: nn.Module,
+    blocks: list[nn.Module],
+    mesh: DeviceMesh,
+    config: FSDPConfig,
+    device: torch.device,
+    forward_methods: tuple[str, ...] = (),
+) -> None:
     """fully_shard each transformer block, then the root (patch embedding, embeddings, heads).
 
     `forward_methods` are root methods other than `forward` that run the model (they unshard it too).
     """
     if config.cpu_offload and device.type != "cuda":
-        raise ValueError("strategy.cpu_offload needs a CUDA device: it keeps sharded parameters, gradients and "
-                         f"AdamW states in pinned host memory for the GPU (this run is on {device.type})")
+        raise ValueError(
+            "strategy.cpu_offload needs a CUDA device: it keeps sharded parameters, gradients and "
+            f"AdamW states in pinned host memory for the GPU (this run is on {device.type})"
+        )
     use_param_dtype = config.param_dtype and device.type == "cuda"
     mp = MixedPrecisionPolicy(
         param_dtype=getattr(torch, config.param_dtype) if use_param_dtype else None,
@@ -106,8 +114,9 @@ def shard_model(model: nn.Module, blocks: list[nn.Module], mesh: DeviceMesh, con
     )
     offload = CPUOffloadPolicy() if config.cpu_offload else OffloadPolicy()
     for block in blocks:
-        fully_shard(block, mesh=mesh, mp_policy=mp, offload_policy=offload,
-                    reshard_after_forward=config.reshard_after_forward)
+        fully_shard(
+            block, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=config.reshard_after_forward
+        )
     fully_shard(model, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=False)
     for name in forward_methods:
         register_fsdp_forward_method(model, name)
@@ -127,9 +136,14 @@ def sharding_summary(model: nn.Module) -> tuple[int, int]:
     return local, total
 
 
-def build_mae(config: MAEConfig, device: torch.device, mesh: DeviceMesh | None = None,
-              fsdp: FSDPConfig | None = None, activation_checkpointing: bool = False,
-              compile: bool = False) -> MaskedAutoencoder:
+def build_mae(
+    config: MAEConfig,
+    device: torch.device,
+    mesh: DeviceMesh | None = None,
+    fsdp: FSDPConfig | None = None,
+    activation_checkpointing: bool = False,
+    compile: bool = False,
+) -> MaskedAutoencoder:
     """The MAE as training runs it: plain (on the ambient default device), or with a `mesh` built on the meta
     device, FSDP2-sharded and only then materialised on `device`, so giant models never exist whole on a rank;
     then activation checkpointing and compile."""

@@ -27,8 +27,11 @@ def training_setup(overrides: list[str]) -> tuple[str, MAEConfig, int, TrainSetu
     cfg = compose("train", overrides)
     world = world_size(cfg.trainer)
     setup = TrainSetup(
-        strategy=cfg.strategy.name, world_size=world, devices_per_node=world // int(cfg.trainer.num_nodes),
-        precision=str(cfg.trainer.precision), activation_checkpointing=bool(cfg.strategy.activation_checkpointing),
+        strategy=cfg.strategy.name,
+        world_size=world,
+        devices_per_node=world // int(cfg.trainer.num_nodes),
+        precision=str(cfg.trainer.precision),
+        activation_checkpointing=bool(cfg.strategy.activation_checkpointing),
         fsdp=FSDPConfig(**fsdp_settings(cfg.strategy)),
     )
     return cfg.name, mae_config(cfg.model), int(cfg.data.batch_size), setup
@@ -39,21 +42,39 @@ def plan_report(overrides: list[str], gpu_mem_gib: float) -> dict[str, Any]:
     name, config, batch, setup = training_setup(overrides)
     plan = plan_memory(config, batch, setup)
     gpu = gpu_mem_gib * GiB
-    return {"name": name, "batch": batch, "setup": dataclasses.asdict(setup),
-            "shards": setup.shards, "bytes": plan.to_dict(),
-            "gpu_mem_gib": gpu_mem_gib, "fits": plan.fits(gpu), "headroom_bytes": int(gpu - plan.total),
-            "max_batch": max_batch_that_fits(config, gpu, setup)}
+    return {
+        "name": name,
+        "batch": batch,
+        "setup": dataclasses.asdict(setup),
+        "shards": setup.shards,
+        "bytes": plan.to_dict(),
+        "gpu_mem_gib": gpu_mem_gib,
+        "fits": plan.fits(gpu),
+        "headroom_bytes": int(gpu - plan.total),
+        "max_batch": max_batch_that_fits(config, gpu, setup),
+    }
 
 
 def format_plan(report: dict[str, Any]) -> str:
     """Readable table of a `plan_report`, in GiB."""
     s, b = report["setup"], report["bytes"]
-    how = [s["strategy"] + (f" sharded over {report['shards']} ranks" if s["strategy"] == "fsdp" else ""),
-           s["precision"]]
-    how += [f for f, on in (("activation checkpointing", s["activation_checkpointing"]),
-                            ("cpu offload", s["fsdp"]["cpu_offload"])) if on]
-    lines = [f"{report['name']}: {report['batch']} clips per GPU on {s['world_size']} GPU(s), {', '.join(how)}",
-             "| component | GiB |", "|---|---|"]
+    how = [
+        s["strategy"] + (f" sharded over {report['shards']} ranks" if s["strategy"] == "fsdp" else ""),
+        s["precision"],
+    ]
+    how += [
+        f
+        for f, on in (
+            ("activation checkpointing", s["activation_checkpointing"]),
+            ("cpu offload", s["fsdp"]["cpu_offload"]),
+        )
+        if on
+    ]
+    lines = [
+        f"{report['name']}: {report['batch']} clips per GPU on {s['world_size']} GPU(s), {', '.join(how)}",
+        "| component | GiB |",
+        "|---|---|",
+    ]
     lines += [f"| {label} | {b[key] / GiB:.2f} |" for key, label in ROWS]
     lines.append(f"| total | {b['total'] / GiB:.2f} |")
     if b["offloaded"]:

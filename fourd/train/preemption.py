@@ -43,8 +43,9 @@ def requeue_slurm_job(job_id: str) -> None:
 class Preemption(L.Callback):
     """Turns a preemption signal into: checkpoint at the end of this step, requeue (SLURM), stop cleanly."""
 
-    def __init__(self, checkpoint: RollingCheckpoint | None,
-                 signals: Sequence[signal.Signals] = PREEMPTION_SIGNALS) -> None:
+    def __init__(
+        self, checkpoint: RollingCheckpoint | None, signals: Sequence[signal.Signals] = PREEMPTION_SIGNALS
+    ) -> None:
         self.checkpoint = checkpoint
         self.signals = tuple(signals)
         self.received: int | None = None
@@ -61,8 +62,9 @@ class Preemption(L.Callback):
         for signum in self.signals:  # after Lightning registered its handlers, so ours replace them
             self._previous[signum] = signal.signal(signum, self._record)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if not any_rank(self.received is not None, pl_module.device):
             return
         self.preempted = True

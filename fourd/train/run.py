@@ -67,16 +67,20 @@ def cluster_plugins() -> list[Any]:
 
 def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Trainer:
     trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_kwargs["precision"] = resolve_precision(trainer_kwargs["precision"],
-                                                    bf16_gpu(trainer_kwargs["accelerator"]))
+    trainer_kwargs["precision"] = resolve_precision(
+        trainer_kwargs["precision"], bf16_gpu(trainer_kwargs["accelerator"])
+    )
     strategy_cfg = cfg.strategy
-    ddp_kwargs = {k: strategy_cfg[k] for k in ("find_unused_parameters", "gradient_as_bucket_view")
-                  if k in strategy_cfg}
+    ddp_kwargs = {
+        k: strategy_cfg[k] for k in ("find_unused_parameters", "gradient_as_bucket_view") if k in strategy_cfg
+    }
     callbacks = [
         LearningRateMonitor(logging_interval="step"),
-        ThroughputMonitor(batch_size_fn=lambda batch: batch["video"].shape[0],
-                          length_fn=lambda batch: batch["video"].shape[0] * tokens_per_clip,
-                          window_size=cfg.throughput_window),
+        ThroughputMonitor(
+            batch_size_fn=lambda batch: batch["video"].shape[0],
+            length_fn=lambda batch: batch["video"].shape[0] * tokens_per_clip,
+            window_size=cfg.throughput_window,
+        ),
         ReconstructionImages(run_dir / "reconstructions", cfg.images.every_n_steps, cfg.images.num_clips),
     ]
     checkpoint = None
@@ -89,14 +93,22 @@ def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Tra
     if cfg.export_encoder:
         callbacks.append(EncoderExport(run_dir / "encoder.safetensors", skip_if=lambda: preemption.preempted))
     loggers = training_loggers(run_dir, flush_every_n_steps=trainer_kwargs["log_every_n_steps"])
-    return L.Trainer(**trainer_kwargs, strategy=build_strategy(strategy_cfg.name, world_size(cfg.trainer), ddp_kwargs),
-                     callbacks=callbacks, logger=loggers, default_root_dir=run_dir, plugins=cluster_plugins())
+    return L.Trainer(
+        **trainer_kwargs,
+        strategy=build_strategy(strategy_cfg.name, world_size(cfg.trainer), ddp_kwargs),
+        callbacks=callbacks,
+        logger=loggers,
+        default_root_dir=run_dir,
+        plugins=cluster_plugins(),
+    )
 
 
 def describe(config: MAEConfig) -> str:
     params = parameter_counts(config)
-    return (f"encoder {params['encoder']:,} params, decoder {params['decoder']:,} params, "
-            f"{mae_flops(config)['total'] / 1e9:.1f} forward GFLOPs per clip at mask ratio {config.mask_ratio}")
+    return (
+        f"encoder {params['encoder']:,} params, decoder {params['decoder']:,} params, "
+        f"{mae_flops(config)['total'] / 1e9:.1f} forward GFLOPs per clip at mask ratio {config.mask_ratio}"
+    )
 
 
 def train(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
@@ -107,9 +119,12 @@ def train(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
     data_kwargs = {k: v for k, v in cfg.data.items() if k != "dataset"}
     datamodule = VideoDataModule(instantiate(cfg.data.dataset), **data_kwargs, seed=cfg.seed)
     module = TrainModule(
-        model=config.to_dict(), optim=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        model=config.to_dict(),
+        optim=OmegaConf.to_container(cfg.optimizer, resolve=True),
         fsdp=fsdp_settings(cfg.strategy),
-        activation_checkpointing=cfg.strategy.activation_checkpointing, compile=cfg.compile, seed=cfg.seed,
+        activation_checkpointing=cfg.strategy.activation_checkpointing,
+        compile=cfg.compile,
+        seed=cfg.seed,
         max_bad_steps=cfg.max_bad_steps,
     )
     trainer = build_trainer(cfg, run_dir, prod(config.encoder.grid))

@@ -23,16 +23,43 @@ from fourd.models.vit import SpaceTimeViT, ViTConfig, count_parameters
 from fourd.train.parallelize import FSDPConfig, build_mae
 from tests.helpers import REPO
 
-TINY = ["model.width=32", "model.depth=1", "model.heads=2", "model.mlp=64", "model.num_frames=4", "model.image_size=32",
-        "model.decoder.width=32", "model.decoder.depth=1", "model.decoder.heads=2", "model.decoder.mlp=64",
-        "data.batch_size=2"]
-REQUIRED = {"exp", "device", "dtype", "batch", "mask_ratio", "attn", "compile", "activation_checkpointing", "params",
-            "clips_per_s", "tokens_per_s", "tflops", "mfu", "peak_mem_gb", "reference_clips_per_s", "speedup"}
+TINY = [
+    "model.width=32",
+    "model.depth=1",
+    "model.heads=2",
+    "model.mlp=64",
+    "model.num_frames=4",
+    "model.image_size=32",
+    "model.decoder.width=32",
+    "model.decoder.depth=1",
+    "model.decoder.heads=2",
+    "model.decoder.mlp=64",
+    "data.batch_size=2",
+]
+REQUIRED = {
+    "exp",
+    "device",
+    "dtype",
+    "batch",
+    "mask_ratio",
+    "attn",
+    "compile",
+    "activation_checkpointing",
+    "params",
+    "clips_per_s",
+    "tokens_per_s",
+    "tflops",
+    "mfu",
+    "peak_mem_gb",
+    "reference_clips_per_s",
+    "speedup",
+}
 
 
 def tiny_config(attn_backend: str = "auto", **kwargs) -> MAEConfig:
-    encoder = ViTConfig(width=32, depth=2, heads=4, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32,
-                        attn_backend=attn_backend)
+    encoder = ViTConfig(
+        width=32, depth=2, heads=4, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32, attn_backend=attn_backend
+    )
     return MAEConfig(encoder=encoder, decoder=DecoderConfig(32, 1, 2, 48), mask_ratio=0.75, **kwargs)
 
 
@@ -89,8 +116,9 @@ def assert_consistent_rates(out: dict) -> None:
 
 
 def run_bench(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, "tools/bench.py", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "tools/bench.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1, proc.stdout
@@ -107,8 +135,20 @@ def test_cli_prints_one_json_line_with_the_reference_comparison():
 
 
 def test_cli_loader_times_the_training_loader():
-    out = run_bench("--exp", "demo", "--loader", "--steps", "2", "--warmup", "1", "--device", "cpu", *TINY,
-                    "data.num_workers=1", "data.dataset.num_clips=16")
+    out = run_bench(
+        "--exp",
+        "demo",
+        "--loader",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--device",
+        "cpu",
+        *TINY,
+        "data.num_workers=1",
+        "data.dataset.num_clips=16",
+    )
     assert out["mode"] == "loader" and out["num_workers"] == 1 and out["batch"] == 2 and out["batches"] == 2
 
 

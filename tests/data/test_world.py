@@ -244,8 +244,26 @@ def test_dataset_names_a_missing_world_or_split(tmp_path):
 
 
 def test_cli_writes_a_tiny_world(tmp_path, capsys):
-    args = ["--out", str(tmp_path), "--num", "2", "--val", "2", "--test", "2", "--frames", "2", "--size", "16",
-            "--points", "4", "--objects", "1", "--seed", "3"]
+    args = [
+        "--out",
+        str(tmp_path),
+        "--num",
+        "2",
+        "--val",
+        "2",
+        "--test",
+        "2",
+        "--frames",
+        "2",
+        "--size",
+        "16",
+        "--points",
+        "4",
+        "--objects",
+        "1",
+        "--seed",
+        "3",
+    ]
     assert main(args) == 0
     assert "2 train" in capsys.readouterr().out
     for split in ("train", "val", "test"):

@@ -12,9 +12,7 @@ import pytest
 from fourd.data.video import write_video
 
 READER_BACKENDS = [
-    pytest.param(
-        "decord", marks=pytest.mark.skipif(importlib.util.find_spec("decord") is None, reason="no decord")
-    ),
+    pytest.param("decord", marks=pytest.mark.skipif(importlib.util.find_spec("decord") is None, reason="no decord")),
     "av",
 ]
 BROKEN_KINDS = ("empty", "truncated", "text")  # what a scraped dataset typically holds

@@ -16,8 +16,9 @@ def qkv(device="cpu", dtype=torch.float32, n=37):
 
 def test_sdpa_matches_reference():
     q, k, v = qkv()
-    torch.testing.assert_close(dot_product_attention(q, k, v, "sdpa"), reference_attention(q, k, v),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        dot_product_attention(q, k, v, "sdpa"), reference_attention(q, k, v), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_reference_is_softmax_attention_with_scaled_queries():

@@ -46,6 +46,7 @@ def tiny_config(fixtures_dir: Path) -> dict:
 
 # --- jax.image.resize(CUBIC) -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("case", ["2->4", "8->16", "3->6", "4->16"])
 def test_cubic_resize_matrix_matches_jax(tiny_config, case):
     probe = tiny_config["resize_probe"]["results"][case]
@@ -77,6 +78,7 @@ def test_cubic_resize_downsampling_widens_the_kernel():
 
 # --- small units ---------------------------------------------------------------------------------------------------
 
+
 def test_readout_layer_index():
     assert readout_layer_index(13, 0.95) == 11
     assert readout_layer_index(5, 0.95) == 3
@@ -88,8 +90,10 @@ def test_depth_from_patches_ordering():
     (t, h, w), (p0, p1, p2) = (4, 4, 6), (2, 2, 3)
     cells = list(itertools.product(range(t // p0), range(h // p1), range(w // p2)))  # queries: patches, raster
     offsets = list(itertools.product(range(p0), range(p1), range(p2)))  # values: pixels within a patch, raster
-    out = torch.tensor([[[(n0 * p0 + i) * 10000 + (n1 * p1 + j) * 100 + n2 * p2 + k for i, j, k in offsets]
-                         for n0, n1, n2 in cells]], dtype=torch.float64)
+    out = torch.tensor(
+        [[[(n0 * p0 + i) * 10000 + (n1 * p1 + j) * 100 + n2 * p2 + k for i, j, k in offsets] for n0, n1, n2 in cells]],
+        dtype=torch.float64,
+    )
     depth = depth_from_patches(out, (t, h, w), (p0, p1, p2))
     tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
     assert torch.equal(depth[0, ..., 0], (tt * 10000 + hh * 100 + ww).double())
@@ -124,6 +128,7 @@ def test_depth_config_checks_the_tiling():
 
 # --- official checkpoints ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("strong,tol", [(False, 1e-5), (True, 5e-5)])
 @pytest.mark.parametrize("backend", ["reference", "sdpa"])
 def test_depth_model_matches_jax(fixtures_dir, tiny_config, strong, tol, backend):
@@ -132,7 +137,10 @@ def test_depth_model_matches_jax(fixtures_dir, tiny_config, strong, tol, backend
     config = official_model_config(params, output_patch=tuple(hyper["decoding_patch_size"]))
     config.encoder.attn_backend = config.readout.attn_backend = backend
     assert (config.readout.width, config.readout.heads, config.readout.num_queries) == (
-        hyper["readout_num_params"], hyper["readout_num_heads"], hyper["readout_num_queries"])
+        hyper["readout_num_params"],
+        hyper["readout_num_heads"],
+        hyper["readout_num_queries"],
+    )
     model = DepthModel(config).eval()
     state, used = official_state(params, config)
     model.load_state_dict(state, strict=True)  # every parameter filled, nothing extra
@@ -141,11 +149,14 @@ def test_depth_model_matches_jax(fixtures_dir, tiny_config, strong, tol, backend
 
     video = torch.from_numpy(io["video"]).permute(0, 4, 1, 2, 3)
     with torch.no_grad():
-        tokens = encoder_to_readout(model.features(video), config.encoder.grid, config.readout.readout_depth,
-                                    config.readout.num_frames)
+        tokens = encoder_to_readout(
+            model.features(video), config.encoder.grid, config.readout.readout_depth, config.readout.num_frames
+        )
         depth = model(video)
-    errors = {"readout_input": (tokens - torch.from_numpy(io["readout_input"])).abs().max().item(),
-              "output": (depth - torch.from_numpy(io["output"][..., 0])).abs().max().item()}
+    errors = {
+        "readout_input": (tokens - torch.from_numpy(io["readout_input"])).abs().max().item(),
+        "output": (depth - torch.from_numpy(io["output"][..., 0])).abs().max().item(),
+    }
     print(f"strong={strong} backend={backend} max abs errors: {errors}")
     assert max(errors.values()) <= tol, f"max abs errors {errors} > {tol:.0e}"
 
@@ -178,8 +189,9 @@ def test_vit_b_depth_checkpoint_coverage(fixtures_dir):
     assert num_params == listing["num_param_scalars"]
 
 
-@pytest.mark.parametrize("keys,count", [("keys", "num_param_scalars"),
-                                        ("encoder_B_keys", "encoder_B_num_param_scalars")])
+@pytest.mark.parametrize(
+    "keys,count", [("keys", "num_param_scalars"), ("encoder_B_keys", "encoder_B_num_param_scalars")]
+)
 def test_encoder_checkpoint_coverage(fixtures_dir, keys, count):
     listing = read_json(fixtures_dir, "r4d_keys_e.json")
     params = stand_ins(listing[keys])

@@ -18,7 +18,11 @@ def test_registry_matches_official_sizes(fixtures_dir):
     for name, spec in official.items():
         size = resolve_size(name)
         assert (size.width, size.depth, size.mlp, size.heads) == (
-            spec["hidden_size"], spec["num_layers"], spec["mlp_size"], spec["num_heads"])
+            spec["hidden_size"],
+            spec["num_layers"],
+            spec["mlp_size"],
+            spec["num_heads"],
+        )
     assert resolve_size("g") != resolve_size("G")  # case matters for official names
     assert resolve_size("ViT-G/16") == VIT_SIZES["bigg"]
     assert resolve_size("22b") == VIT_SIZES["22b"] and VIT_SIZES["22b"].width == 6144

@@ -26,9 +26,25 @@ def test_table_prints(capsys):
 
 
 def test_analytic_flops_equal_measured_flops():
-    config = MAEConfig(encoder=ViTConfig(width=64, depth=2, heads=4, mlp=96, patch_size=(2, 8, 8), num_frames=4,
-                                         image_size=32, attn_backend="reference"),
-                       decoder=DecoderConfig(32, 2, 2, 48, ), mask_ratio=0.75)
+    config = MAEConfig(
+        encoder=ViTConfig(
+            width=64,
+            depth=2,
+            heads=4,
+            mlp=96,
+            patch_size=(2, 8, 8),
+            num_frames=4,
+            image_size=32,
+            attn_backend="reference",
+        ),
+        decoder=DecoderConfig(
+            32,
+            2,
+            2,
+            48,
+        ),
+        mask_ratio=0.75,
+    )
     model = MaskedAutoencoder(config)
     video = torch.rand(1, 3, 4, 32, 32)
     masking = random_masking(1, config.encoder.grid, 0.75)

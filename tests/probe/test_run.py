@@ -19,23 +19,54 @@ from fourd.report import main as report_main
 from tests.helpers import REPO
 from tests.helpers.scannet import write_scannet_scene
 
-TINY = ["random_backbone.width=32", "random_backbone.depth=2", "random_backbone.heads=2", "random_backbone.mlp=64",
-        "random_backbone.num_frames=4", "random_backbone.image_size=32", "train.steps=4", "train.batch_size=4",
-        "readout.width=32", "readout.heads=2"]
-TINY_WORLD = ["probe_data.world.num_frames=4", "probe_data.world.size=32", "probe_data.world.num_points=8",
-              "probe_data.world.num_objects=2",
-              "probe_data.splits.train=16", "probe_data.splits.val=2", "probe_data.splits.test=8"]
-EXPECTED = {"depth": {"abs_rel", "delta1", "delta2", "delta3", "rmse"},
-            "points": {"average_jaccard", "occlusion_accuracy", "average_pts_within_thresh"},
-            "boxes": {"mean_iou"}, "pose": {"rotation_error_deg", "translation_angle_deg", "end_point_error"},
-            "classification": {"top1"}}
-RANGES = {"abs_rel": (0.0, math.inf), "rmse": (0.0, math.inf), "rotation_error_deg": (0.0, 180.0),
-          "translation_angle_deg": (0.0, 180.0), "end_point_error": (0.0, math.inf)}  # the rest: fractions in [0, 1]
+TINY = [
+    "random_backbone.width=32",
+    "random_backbone.depth=2",
+    "random_backbone.heads=2",
+    "random_backbone.mlp=64",
+    "random_backbone.num_frames=4",
+    "random_backbone.image_size=32",
+    "train.steps=4",
+    "train.batch_size=4",
+    "readout.width=32",
+    "readout.heads=2",
+]
+TINY_WORLD = [
+    "probe_data.world.num_frames=4",
+    "probe_data.world.size=32",
+    "probe_data.world.num_points=8",
+    "probe_data.world.num_objects=2",
+    "probe_data.splits.train=16",
+    "probe_data.splits.val=2",
+    "probe_data.splits.test=8",
+]
+EXPECTED = {
+    "depth": {"abs_rel", "delta1", "delta2", "delta3", "rmse"},
+    "points": {"average_jaccard", "occlusion_accuracy", "average_pts_within_thresh"},
+    "boxes": {"mean_iou"},
+    "pose": {"rotation_error_deg", "translation_angle_deg", "end_point_error"},
+    "classification": {"top1"},
+}
+RANGES = {
+    "abs_rel": (0.0, math.inf),
+    "rmse": (0.0, math.inf),
+    "rotation_error_deg": (0.0, 180.0),
+    "translation_angle_deg": (0.0, 180.0),
+    "end_point_error": (0.0, math.inf),
+}  # the rest: fractions in [0, 1]
 
 
 def compose_probe(tmp_path: Path, *overrides: str, world: bool = True):
-    return compose("probe", [*TINY, *(TINY_WORLD if world else []), f"cache_dir={tmp_path / 'cache'}",
-                                           f"results={tmp_path / 'results.jsonl'}", *overrides])
+    return compose(
+        "probe",
+        [
+            *TINY,
+            *(TINY_WORLD if world else []),
+            f"cache_dir={tmp_path / 'cache'}",
+            f"results={tmp_path / 'results.jsonl'}",
+            *overrides,
+        ],
+    )
 
 
 @pytest.mark.parametrize("task", list(EXPECTED))
@@ -62,6 +93,7 @@ def test_cached_features_equal_features_on_the_fly(tmp_path):
     probe(cfg, tmp_path / "run2")  # a second probe reuses the cache
     assert cached[0].stat().st_mtime_ns == mtime
     from fourd.data.world import WorldDataset
+
     world = next((tmp_path / "cache").glob("world_*"))
     dataset = WorldDataset(world, "train")
     backbone = load_backbone("random", dict(cfg.random_backbone), cfg.seed)
@@ -81,16 +113,30 @@ def test_backbone_must_exist(tmp_path):
 def test_multirun_sweep_and_report(tmp_path):
     from fourd.models.vit import SpaceTimeViT, ViTConfig
     from fourd.weights import save_encoder
-    encoder = save_encoder(tmp_path / "wide" / "encoder.safetensors", SpaceTimeViT(ViTConfig(
-        width=64, depth=2, heads=2, mlp=128, patch_size=(2, 8, 8), num_frames=4, image_size=32)))
-    cmd = [sys.executable, "-m", "fourd.probe", "-m", "probe=depth,points,pose", f"backbone=random,{encoder}",
-           *TINY, *TINY_WORLD, f"cache_dir={tmp_path / 'cache'}", f"results={tmp_path / 'results.jsonl'}",
-           f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+
+    encoder = save_encoder(
+        tmp_path / "wide" / "encoder.safetensors",
+        SpaceTimeViT(ViTConfig(width=64, depth=2, heads=2, mlp=128, patch_size=(2, 8, 8), num_frames=4, image_size=32)),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "fourd.probe",
+        "-m",
+        "probe=depth,points,pose",
+        f"backbone=random,{encoder}",
+        *TINY,
+        *TINY_WORLD,
+        f"cache_dir={tmp_path / 'cache'}",
+        f"results={tmp_path / 'results.jsonl'}",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert sorted((r["task"], r["backbone"] == "random") for r in records) == sorted(
-        (t, b) for t in ("depth", "points", "pose") for b in (True, False))
+        (t, b) for t in ("depth", "points", "pose") for b in (True, False)
+    )
     assert report_main(["--results", str(tmp_path / "results.jsonl"), "--out", str(tmp_path / "report")]) == 0
     table = (tmp_path / "report" / "results.md").read_text()
     assert "| random |" in table and "depth abs_rel" in table and "points average_jaccard" in table
@@ -102,11 +148,24 @@ def test_probe_on_a_real_format_dataset(tmp_path):
     for split, scenes in (("train", ["scene0000_00", "scene0001_00"]), ("val", ["scene0002_00"])):
         for scene in scenes:
             write_scannet_scene(tmp_path / "scannet" / split, scene, num_frames=6)
-    common = ["probe_data.train.num_frames=4", "probe_data.test.num_frames=4", "probe_data.train.size=32",
-              "probe_data.test.size=32", "probe_data.train.stride=1", "probe_data.test.stride=1"]
-    cfg = compose_probe(tmp_path, "probe=depth", "probe_data=scannet", "train.batch_size=1", *common,
-                        f"probe_data.train.root={tmp_path / 'scannet' / 'train'}",
-                        f"probe_data.test.root={tmp_path / 'scannet' / 'val'}", world=False)
+    common = [
+        "probe_data.train.num_frames=4",
+        "probe_data.test.num_frames=4",
+        "probe_data.train.size=32",
+        "probe_data.test.size=32",
+        "probe_data.train.stride=1",
+        "probe_data.test.stride=1",
+    ]
+    cfg = compose_probe(
+        tmp_path,
+        "probe=depth",
+        "probe_data=scannet",
+        "train.batch_size=1",
+        *common,
+        f"probe_data.train.root={tmp_path / 'scannet' / 'train'}",
+        f"probe_data.test.root={tmp_path / 'scannet' / 'val'}",
+        world=False,
+    )
     metrics = probe(cfg, tmp_path / "run")
     assert math.isfinite(metrics["abs_rel"])
     record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])

@@ -15,9 +15,19 @@ from fourd.train.export import export_checkpoint
 from fourd.weights import load, load_encoder, read_weights
 from tests.helpers import REPO
 
-TINY = ["+exp=demo", "trainer.max_steps=2", "data.batch_size=4", "data.num_workers=0", "data.dataset.num_clips=16",
-        "trainer.enable_checkpointing=true", "checkpoint.every_n_steps=1", "export_encoder=true",
-        "images.every_n_steps=0", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+TINY = [
+    "+exp=demo",
+    "trainer.max_steps=2",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "data.dataset.num_clips=16",
+    "trainer.enable_checkpointing=true",
+    "checkpoint.every_n_steps=1",
+    "export_encoder=true",
+    "images.every_n_steps=0",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
 RUNS = {"fsdp": ["strategy=fsdp", "trainer.devices=2"], "single": ["strategy=auto"]}
 
 
@@ -26,9 +36,17 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     """Two tiny pretraining runs at once: FSDP2 over 2 processes (sharded checkpoints) and one process (files)."""
     root = tmp_path_factory.mktemp("runs")
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    procs = [subprocess.Popen([sys.executable, "-m", "fourd.train", *TINY, *extra, f"hydra.run.dir={root / name}"],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for name, extra in RUNS.items()]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fourd.train", *TINY, *extra, f"hydra.run.dir={root / name}"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name, extra in RUNS.items()
+    ]
     for proc in procs:
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, out[-4000:]
@@ -88,8 +106,9 @@ def test_mae_export_holds_encoder_and_decoder(runs, tmp_path, run):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fourd.export", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "fourd.export", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
 
 
 def assert_one_error_line(stderr: str, *needles: str) -> None:
@@ -114,12 +133,16 @@ def bad_inputs(tmp_path: Path) -> dict[str, Path]:
     torch.save({"state_dict": {"model.encoder.x": torch.zeros(2)}, "hyper_parameters": {}}, plain)
     empty = tmp_path / "empty_dir"
     empty.mkdir()
-    return {"not a torch.save archive": text, "not written by fourd pretraining": plain,
-            "no complete step_*.ckpt": empty}
+    return {
+        "not a torch.save archive": text,
+        "not written by fourd pretraining": plain,
+        "no complete step_*.ckpt": empty,
+    }
 
 
-@pytest.mark.parametrize("case", ["not a torch.save archive", "not written by fourd pretraining",
-                                  "no complete step_*.ckpt"])
+@pytest.mark.parametrize(
+    "case", ["not a torch.save archive", "not written by fourd pretraining", "no complete step_*.ckpt"]
+)
 def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path, capsys, case):
     src = bad_inputs(tmp_path)[case]
     out_dir = tmp_path / "out"

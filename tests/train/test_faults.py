@@ -25,8 +25,16 @@ from tests.helpers import REPO
 from tests.helpers.videos import write_broken_video, write_test_video
 
 STEPS = 10
-RUN = ["+exp=demo", f"trainer.max_steps={STEPS}", "data.batch_size=4", "data.num_workers=1",
-       "trainer.log_every_n_steps=1", "checkpoint.every_n_steps=2", "images.every_n_steps=0", "export_encoder=false"]
+RUN = [
+    "+exp=demo",
+    f"trainer.max_steps={STEPS}",
+    "data.batch_size=4",
+    "data.num_workers=1",
+    "trainer.log_every_n_steps=1",
+    "checkpoint.every_n_steps=2",
+    "images.every_n_steps=0",
+    "export_encoder=false",
+]
 SYNTHETIC = ["data.dataset.num_clips=24"]  # 6 batches per epoch (3 per rank on 2 nodes): runs cross epochs
 TWO_NODES = ["trainer.num_nodes=2", "trainer.devices=1", "strategy=fsdp", "strategy.sharding=hybrid"]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -34,13 +42,16 @@ ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 def start(args: list[str], log: Path) -> subprocess.Popen:
     """A process in its own session, so that it can be killed with its data workers."""
-    return subprocess.Popen(args, cwd=REPO, env=ENV, stdout=open(log, "a"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        args, cwd=REPO, env=ENV, stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def train(run_dir: Path, *overrides: str, data: list[str] = SYNTHETIC) -> subprocess.Popen:
-    return start([sys.executable, "-m", "fourd.train", *RUN, *data, f"hydra.run.dir={run_dir}", *overrides],
-                 run_dir.with_suffix(".log"))
+    return start(
+        [sys.executable, "-m", "fourd.train", *RUN, *data, f"hydra.run.dir={run_dir}", *overrides],
+        run_dir.with_suffix(".log"),
+    )
 
 
 def train_two_nodes(run_dir: Path, *overrides: str) -> list[subprocess.Popen]:
@@ -48,11 +59,29 @@ def train_two_nodes(run_dir: Path, *overrides: str) -> list[subprocess.Popen]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    return [start([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={rank}",
-                   "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}", "-m", "fourd.train",
-                   *RUN, *SYNTHETIC, *TWO_NODES, f"hydra.run.dir={run_dir}", *overrides],
-                  run_dir.with_suffix(f".node{rank}.log"))
-            for rank in (0, 1)]
+    return [
+        start(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes=2",
+                f"--node-rank={rank}",
+                "--nproc-per-node=1",
+                "--master-addr=127.0.0.1",
+                f"--master-port={port}",
+                "-m",
+                "fourd.train",
+                *RUN,
+                *SYNTHETIC,
+                *TWO_NODES,
+                f"hydra.run.dir={run_dir}",
+                *overrides,
+            ],
+            run_dir.with_suffix(f".node{rank}.log"),
+        )
+        for rank in (0, 1)
+    ]
 
 
 def descendants(pid: int) -> list[int]:
@@ -149,8 +178,18 @@ def test_kill_9_on_two_nodes_then_resume_auto_gives_identical_losses(tmp_path):
 def test_death_inside_a_checkpoint_write_leaves_the_previous_one_intact_and_used(tmp_path, single_process_losses):
     run_dir = tmp_path / "run"
     log = run_dir.with_suffix(".log")
-    died = start([sys.executable, str(REPO / "tests" / "helpers" / "fault_injection.py"), "die-in-checkpoint-write", "2",
-                  *RUN, *SYNTHETIC, f"hydra.run.dir={run_dir}"], log)
+    died = start(
+        [
+            sys.executable,
+            str(REPO / "tests" / "helpers" / "fault_injection.py"),
+            "die-in-checkpoint-write",
+            "2",
+            *RUN,
+            *SYNTHETIC,
+            f"hydra.run.dir={run_dir}",
+        ],
+        log,
+    )
     assert died.wait(timeout=300) == -signal.SIGKILL
     checkpoints = run_dir / "checkpoints"
     assert [step for step, _ in list_checkpoints(checkpoints)] == [2]
@@ -193,8 +232,13 @@ def test_sigusr1_on_slurm_saves_then_requeues_the_job(tmp_path):
     scontrol.chmod(0o755)
     run_dir = tmp_path / "run"
     env = {**ENV, "PATH": f"{bin_dir}:{ENV['PATH']}", "SLURM_JOB_ID": "4242"}
-    proc = subprocess.Popen([sys.executable, "-m", "fourd.train", *RUN, *SYNTHETIC, f"hydra.run.dir={run_dir}"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fourd.train", *RUN, *SYNTHETIC, f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_until(lambda: logged_steps(run_dir) >= 2, [proc])
     os.kill(proc.pid, signal.SIGUSR1)  # what `#SBATCH --signal=USR1@120` sends before the time limit
     assert proc.wait(timeout=120) == 0
@@ -236,14 +280,25 @@ def nan_at(steps: set[int]):
 def train_in_process(tmp_path: Path, *overrides: str):
     from fourd.conf import compose
     from fourd.train.run import train
-    cfg = compose("train", [*RUN, *SYNTHETIC, "data.num_workers=0", "trainer.enable_progress_bar=false",
-                            "trainer.enable_checkpointing=false", *overrides])
+
+    cfg = compose(
+        "train",
+        [
+            *RUN,
+            *SYNTHETIC,
+            "data.num_workers=0",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_checkpointing=false",
+            *overrides,
+        ],
+    )
     return train(cfg, tmp_path)
 
 
 @pytest.mark.slow
 def test_non_finite_steps_are_skipped_and_reported(tmp_path, monkeypatch, caplog):
     from fourd.models.mae import MaskedAutoencoder
+
     monkeypatch.setattr(MaskedAutoencoder, "forward", nan_at({3, 4}))
     trainer = train_in_process(tmp_path, "trainer.max_steps=6")
     assert trainer.global_step == 6
@@ -256,7 +311,11 @@ def test_non_finite_steps_are_skipped_and_reported(tmp_path, monkeypatch, caplog
 @pytest.mark.slow
 def test_k_non_finite_steps_in_a_row_stop_the_run_with_a_clear_message(tmp_path, monkeypatch):
     from fourd.models.mae import MaskedAutoencoder
+
     monkeypatch.setattr(MaskedAutoencoder, "forward", nan_at(set(range(2, 100))))
-    with pytest.raises(NonFiniteLossError, match=r"nan or inf for 3 steps in a row \(steps 2 to 4\); the last "
-                                                 r"finite loss was [\d.]+ at step 1\. Stopping\."):
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"nan or inf for 3 steps in a row \(steps 2 to 4\); the last "
+        r"finite loss was [\d.]+ at step 1\. Stopping\.",
+    ):
         train_in_process(tmp_path, "max_bad_steps=3")

@@ -47,36 +47,66 @@ def test_sbatch_asks_for_the_preemption_signal_and_requeue():
 def test_sbatch_runs_srun_with_hybrid_fsdp_resume_and_a_fixed_run_dir(tmp_path):
     log = tmp_path / "srun.args"
     fake_command(tmp_path / "bin", "srun", log)
-    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "SLURM_JOB_ID": "4242",
-           "SLURM_NNODES": "3", "SLURM_NTASKS_PER_NODE": "8", "SLURM_CPUS_PER_TASK": "6", "EXP": "vit_e"}
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_NNODES": "3",
+        "SLURM_NTASKS_PER_NODE": "8",
+        "SLURM_CPUS_PER_TASK": "6",
+        "EXP": "vit_e",
+    }
     env.pop("RUN_DIR", None)
-    proc = subprocess.run(["bash", str(SBATCH), "optimizer.base_lr=1e-4"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(SBATCH), "optimizer.base_lr=1e-4"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     args = log.read_text().splitlines()
     assert args[args.index("-m") + 1] == "fourd.train"
-    overrides = args[args.index("-m") + 2:]
-    for expected in ("+exp=vit_e", "trainer.num_nodes=3", "trainer.devices=8", "strategy=fsdp",
-                     "strategy.sharding=hybrid", "resume=auto", "hydra.run.dir=outputs/vit_e_4242",
-                     "optimizer.base_lr=1e-4"):
+    overrides = args[args.index("-m") + 2 :]
+    for expected in (
+        "+exp=vit_e",
+        "trainer.num_nodes=3",
+        "trainer.devices=8",
+        "strategy=fsdp",
+        "strategy.sharding=hybrid",
+        "resume=auto",
+        "hydra.run.dir=outputs/vit_e_4242",
+        "optimizer.base_lr=1e-4",
+    ):
         assert expected in overrides
     cfg = compose_with_hydra("train", overrides)  # the command line is a valid composition
-    assert (cfg.trainer.num_nodes, cfg.trainer.devices, cfg.strategy.name, cfg.strategy.sharding) == (3, 8, "fsdp",
-                                                                                                      "hybrid")
+    assert (cfg.trainer.num_nodes, cfg.trainer.devices, cfg.strategy.name, cfg.strategy.sharding) == (
+        3,
+        8,
+        "fsdp",
+        "hybrid",
+    )
     assert cfg.resume == "auto" and cfg.hydra.run.dir == "outputs/vit_e_4242"
 
 
 def test_torchrun_script_command(tmp_path):
     log = tmp_path / "torchrun.args"
     fake_command(tmp_path / "bin", "torchrun", log)
-    env = {**os.environ, "TORCHRUN": str(tmp_path / "bin" / "torchrun"), "NNODES": "2", "NPROC": "4",
-           "RDZV": "node0:29500", "RUN_DIR": "/shared/vit_g"}
+    env = {
+        **os.environ,
+        "TORCHRUN": str(tmp_path / "bin" / "torchrun"),
+        "NNODES": "2",
+        "NPROC": "4",
+        "RDZV": "node0:29500",
+        "RUN_DIR": "/shared/vit_g",
+    }
     proc = subprocess.run(["bash", str(TORCHRUN), "+exp=vit_g"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     args = log.read_text().splitlines()
     for expected in ("--nnodes=2", "--nproc-per-node=4", "--rdzv-backend=c10d", "--rdzv-endpoint=node0:29500"):
         assert expected in args[: args.index("-m")]
-    overrides = args[args.index("-m") + 2:]
+    overrides = args[args.index("-m") + 2 :]
     cfg = compose_with_hydra("train", overrides)
     assert (cfg.trainer.num_nodes, cfg.trainer.devices, cfg.strategy.sharding) == (2, 4, "hybrid")
     assert cfg.resume == "auto" and cfg.hydra.run.dir == "/shared/vit_g"
@@ -89,13 +119,35 @@ def test_torchrun_script_command(tmp_path):
 def test_torchrun_script_trains_two_cpu_processes_with_hybrid_fsdp(tmp_path):
     """The real thing on one node: 2 gloo processes, a (1, 2) hybrid mesh, 2-shard checkpoints."""
     run_dir = tmp_path / "run"
-    env = {**os.environ, "NPROC": "2", "RDZV": "127.0.0.1:0", "RDZV_ID": f"test{os.getpid()}", "MAX_RESTARTS": "0",
-           "RUN_DIR": str(run_dir), "TORCHRUN": str(Path(sys.executable).parent / "torchrun"),
-           "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(["bash", str(TORCHRUN), "+exp=demo", "trainer.max_steps=2", "data.batch_size=4",
-                           "data.num_workers=0", "data.dataset.num_clips=16", "images.every_n_steps=0",
-                           "checkpoint.every_n_steps=2", "trainer.enable_progress_bar=false",
-                           "trainer.enable_model_summary=false"], env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "NPROC": "2",
+        "RDZV": "127.0.0.1:0",
+        "RDZV_ID": f"test{os.getpid()}",
+        "MAX_RESTARTS": "0",
+        "RUN_DIR": str(run_dir),
+        "TORCHRUN": str(Path(sys.executable).parent / "torchrun"),
+        "PYTHONWARNINGS": "ignore",
+    }
+    proc = subprocess.run(
+        [
+            "bash",
+            str(TORCHRUN),
+            "+exp=demo",
+            "trainer.max_steps=2",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "data.dataset.num_clips=16",
+            "images.every_n_steps=0",
+            "checkpoint.every_n_steps=2",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = (run_dir / "train.log").read_text()
     assert "mesh (1, 2) (hybrid)" in log
@@ -135,16 +187,38 @@ def test_probe_sweep_on_slurm_builds_a_job_array(tmp_path):
     fake_command(tmp_path / "bin", "srun", log)
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
     result = tmp_path / "submitted.json"
-    proc = subprocess.run([sys.executable, "-c", MULTIRUN, str(result), "-m", "hydra/launcher=slurm",
-                           "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=30",
-                           f"hydra.sweep.dir={tmp_path / 'sweep'}", "probe=depth,points", "backbone=random"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MULTIRUN,
+            str(result),
+            "-m",
+            "hydra/launcher=slurm",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.timeout_min=30",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            "probe=depth,points",
+            "backbone=random",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     submitted = json.loads(result.read_text())
     assert submitted["overrides"] == [["probe=depth", "backbone=random"], ["probe=points", "backbone=random"]]
     sbatch = submitted["sbatch"]
-    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --ntasks-per-node=1",
-                 "#SBATCH --time=30", "#SBATCH --signal=USR2@120", "#SBATCH --job-name=probe"):
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --time=30",
+        "#SBATCH --signal=USR2@120",
+        "#SBATCH --job-name=probe",
+    ):
         assert line in sbatch
     assert f"{tmp_path / 'sweep'}/.submitit/" in sbatch
     assert not log.exists()

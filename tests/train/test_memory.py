@@ -18,12 +18,21 @@ from fourd.train.memory import (
 )
 from fourd.train.parallelize import FSDPConfig
 
-TINY = MAEConfig(encoder=ViTConfig(width=64, depth=2, heads=2, mlp=128, patch_size=(2, 8, 8), num_frames=4,
-                                   image_size=32, attn_backend="sdpa"),
-                 decoder=DecoderConfig(32, 2, 2, 64), mask_ratio=0.5)
-TINY_TUBE = MAEConfig(encoder=ViTConfig(width=64, depth=3, heads=4, mlp=256, patch_size=(2, 4, 4), num_frames=4,
-                                        image_size=32, attn_backend="sdpa"),
-                      decoder=DecoderConfig(32, 1, 2, 128), mask_ratio=0.75, masking="tube")
+TINY = MAEConfig(
+    encoder=ViTConfig(
+        width=64, depth=2, heads=2, mlp=128, patch_size=(2, 8, 8), num_frames=4, image_size=32, attn_backend="sdpa"
+    ),
+    decoder=DecoderConfig(32, 2, 2, 64),
+    mask_ratio=0.5,
+)
+TINY_TUBE = MAEConfig(
+    encoder=ViTConfig(
+        width=64, depth=3, heads=4, mlp=256, patch_size=(2, 4, 4), num_frames=4, image_size=32, attn_backend="sdpa"
+    ),
+    decoder=DecoderConfig(32, 1, 2, 128),
+    mask_ratio=0.75,
+    masking="tube",
+)
 BASE = MAEConfig(encoder=ViTConfig.from_size("b"))
 
 
@@ -79,7 +88,9 @@ def test_sharding_divides_model_state():
     total = sum(p.numel() for p in params)
     local = sum(math.ceil(p.shape[0] / 8) * math.prod(p.shape[1:]) for p in params)  # FSDP2 pads dim 0
     full = plan_memory(BASE, 4, TrainSetup(strategy="fsdp", world_size=8))
-    hybrid = plan_memory(BASE, 4, TrainSetup(strategy="fsdp", world_size=16, fsdp=FSDPConfig(sharding="hybrid", shard_size=8)))
+    hybrid = plan_memory(
+        BASE, 4, TrainSetup(strategy="fsdp", world_size=16, fsdp=FSDPConfig(sharding="hybrid", shard_size=8))
+    )
     assert full == hybrid
     assert (full.params, full.grads, full.optimizer) == (4 * local, 4 * local, 8 * local)
     assert full.params == pytest.approx(4 * total / 8, rel=1e-3)
@@ -95,7 +106,9 @@ def test_fsdp_working_params():
     model = _meta_model(BASE)
     total, block = count_parameters(model), count_parameters(model.encoder.blocks[0])
     root = total - sum(count_parameters(b) for b in model.blocks)
-    gathered = plan_memory(BASE, 1, TrainSetup(strategy="fsdp", world_size=8, fsdp=FSDPConfig(reshard_after_forward=False)))
+    gathered = plan_memory(
+        BASE, 1, TrainSetup(strategy="fsdp", world_size=8, fsdp=FSDPConfig(reshard_after_forward=False))
+    )
     assert gathered.working_params == 2 * total  # every unit stays gathered in bf16 from forward to backward
     resharded = plan_memory(BASE, 1, TrainSetup(strategy="fsdp", world_size=8))
     assert resharded.working_params == 2 * (root + 2 * block)
@@ -145,8 +158,11 @@ def test_plan_cli_json(capsys):
     assert report["bytes"]["total"] == sum(report["bytes"][p] for p in parts)
     assert report["fits"] and report["max_batch"] >= report["batch"] == 8
     assert report["shards"] == 8 and report["setup"]["activation_checkpointing"]
-    expected = plan_memory(MAEConfig(encoder=ViTConfig.from_size("e")), 8,
-                           TrainSetup(strategy="fsdp", world_size=8, activation_checkpointing=True))
+    expected = plan_memory(
+        MAEConfig(encoder=ViTConfig.from_size("e")),
+        8,
+        TrainSetup(strategy="fsdp", world_size=8, activation_checkpointing=True),
+    )
     assert report["bytes"] == expected.to_dict()
 
 

@@ -16,8 +16,15 @@ from fourd.train.logs import read_metric
 from fourd.weights import load_encoder
 from tests.helpers import REPO
 
-TINY = ["data.batch_size=4", "data.num_workers=0", "data.dataset.num_clips=64", "trainer.log_every_n_steps=1",
-        "images.every_n_steps=2", "checkpoint.every_n_steps=2", "throughput_window=2"]
+TINY = [
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "data.dataset.num_clips=64",
+    "trainer.log_every_n_steps=1",
+    "images.every_n_steps=2",
+    "checkpoint.every_n_steps=2",
+    "throughput_window=2",
+]
 
 
 def run_train(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -34,8 +41,9 @@ def assert_run_outputs(run_dir: Path, steps: int) -> None:
     assert (run_dir / ".hydra" / "config.yaml").exists()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     encoder = load_encoder(run_dir / "encoder.safetensors")
-    assert encoder.config.width == 128 and not any(k.startswith(("module.", "_orig_mod.", "encoder."))
-                                                   for k in encoder.state_dict())
+    assert encoder.config.width == 128 and not any(
+        k.startswith(("module.", "_orig_mod.", "encoder.")) for k in encoder.state_dict()
+    )
     losses = read_metric(run_dir, "train/loss")
     assert sorted(losses) == list(range(steps)) and all(math.isfinite(v) for v in losses.values())
     header = open(run_dir / "csv" / "version_0" / "metrics.csv").readline()
@@ -44,8 +52,13 @@ def assert_run_outputs(run_dir: Path, steps: int) -> None:
 
 
 def test_dry_run_builds_vit_g(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "fourd.train", "+exp=vit_g", "dry_run=true",
-                           f"hydra.run.dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fourd.train", "+exp=vit_g", "dry_run=true", f"hydra.run.dir={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "encoder 1,014,378,880 params" in proc.stdout + proc.stderr
 
@@ -86,28 +99,48 @@ def test_fsdp_two_processes_shards_checkpoints_resumes_and_exports(tmp_path):
     assert "Restored all states from the checkpoint" in proc.stdout + proc.stderr
     resumed = read_metric(tmp_path, "train/loss")
     assert set(resumed) == {0, 1, 2, 3, 4, 5}
-    second_attempt = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "csv" / "version_1" / "metrics.csv"))
-                      if r.get("train/loss")]
+    second_attempt = [
+        int(r["step"])
+        for r in csv.DictReader(open(tmp_path / "csv" / "version_1" / "metrics.csv"))
+        if r.get("train/loss")
+    ]
     assert second_attempt == [4, 5]  # continued at step 4, not from scratch
 
 
 @pytest.mark.slow
 def test_fsdp_hybrid_sharding_mesh(tmp_path):
-    run_train(tmp_path, "trainer.max_steps=2", "trainer.devices=2", "strategy=fsdp", "strategy.sharding=hybrid",
-              "strategy.shard_size=1")
+    run_train(
+        tmp_path,
+        "trainer.max_steps=2",
+        "trainer.devices=2",
+        "strategy=fsdp",
+        "strategy.sharding=hybrid",
+        "strategy.shard_size=1",
+    )
     text = "".join(p.read_text() for p in tmp_path.glob("*.log"))
     assert "mesh (2, 1) (hybrid)" in text
 
 
-@pytest.mark.parametrize("source,message", [("does/not/exist", "video source not found"),
-                                            ("EMPTY", "no videos")])
+@pytest.mark.parametrize("source,message", [("does/not/exist", "video source not found"), ("EMPTY", "no videos")])
 def test_missing_or_empty_video_source_fails_at_start(tmp_path, source, message):
     if source == "EMPTY":
         source = str(tmp_path / "empty")
         Path(source).mkdir()
-    proc = subprocess.run([sys.executable, "-m", "fourd.train", "+exp=demo", "data=video",
-                           f"data.dataset.source={source}", f"hydra.run.dir={tmp_path / 'run'}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fourd.train",
+            "+exp=demo",
+            "data=video",
+            f"data.dataset.source={source}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert message in proc.stderr and source in proc.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -118,6 +151,7 @@ def test_enable_checkpointing_switches_the_checkpoint_callback(tmp_path, enabled
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from fourd.train.run import build_trainer
+
     cfg = compose("train", ["+exp=demo", f"trainer.enable_checkpointing={enabled}"])
     trainer = build_trainer(cfg, tmp_path, tokens_per_clip=256)
     assert any(isinstance(c, RollingCheckpoint) for c in trainer.callbacks) == enabled
@@ -128,9 +162,19 @@ def test_enable_checkpointing_switches_the_checkpoint_callback(tmp_path, enabled
 def test_the_demo_loss_falls_by_a_margin(tmp_path):
     """On the demo recipe and seed, the mean loss of steps 110-119 is under half that of steps 20-29 (after the
     first drop from the initial weights): the MAE learns the clips, not only their mean colour."""
-    cmd = [sys.executable, "-m", "fourd.train", "+exp=demo", f"hydra.run.dir={tmp_path}", "trainer.max_steps=120",
-           "data.num_workers=0", "trainer.enable_checkpointing=false", "images.every_n_steps=0",
-           "trainer.log_every_n_steps=1", "export_encoder=false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fourd.train",
+        "+exp=demo",
+        f"hydra.run.dir={tmp_path}",
+        "trainer.max_steps=120",
+        "data.num_workers=0",
+        "trainer.enable_checkpointing=false",
+        "images.every_n_steps=0",
+        "trainer.log_every_n_steps=1",
+        "export_encoder=false",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     losses = read_metric(tmp_path, "train/loss")

@@ -129,10 +129,10 @@ class ActionClipDataset(SkippingDataset):
         self.transform = ClipTransform(size, train=train, flip=flip)
         super().__init__(actions.names, actions.skipped, max_retries)
 
-
     @property
     def num_classes(self) -> int:
         return len(self.actions.classes)
+
     def load(self, entry: int, clip: int) -> dict[str, torch.Tensor]:
         frames = read_clip(self.actions.paths[entry], lambda length: self._indices(length, entry, clip), self.backend)
         video = self.transform(torch.from_numpy(frames).permute(0, 3, 1, 2)).permute(1, 0, 2, 3).contiguous()

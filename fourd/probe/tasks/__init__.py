@@ -12,7 +12,10 @@ from fourd.probe.tasks.points import PointTrackingTask
 from fourd.probe.tasks.pose import CameraPoseTask
 
 TASKS: dict[str, type[ProbeTask]] = {
-    "depth": DepthTask, "points": PointTrackingTask, "boxes": BoxTrackingTask, "pose": CameraPoseTask,
+    "depth": DepthTask,
+    "points": PointTrackingTask,
+    "boxes": BoxTrackingTask,
+    "pose": CameraPoseTask,
     "classification": ClassificationTask,
 }
 

@@ -20,8 +20,13 @@ class DepthTask(ProbeTask):
 
     name = "depth"
 
-    def __init__(self, geometry: ClipGeometry, readout_width: int, output_patch: tuple[int, int, int] = (2, 8, 8),
-                 loss: str = "l1") -> None:
+    def __init__(
+        self,
+        geometry: ClipGeometry,
+        readout_width: int,
+        output_patch: tuple[int, int, int] = (2, 8, 8),
+        loss: str = "l1",
+    ) -> None:
         super().__init__(geometry, readout_width)
         if loss not in LOSSES:
             raise ValueError(f"unknown depth loss {loss!r}; choose one of {LOSSES}")
@@ -47,8 +52,9 @@ class DepthTask(ProbeTask):
 
     def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
         gt = batch["depth"]
-        return depth_metrics(preds["depth"].flatten(0, 1).numpy(), gt.flatten(0, 1).numpy(),
-                             (gt > 0).flatten(0, 1).numpy())
+        return depth_metrics(
+            preds["depth"].flatten(0, 1).numpy(), gt.flatten(0, 1).numpy(), (gt > 0).flatten(0, 1).numpy()
+        )
 
     def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
         """Per clip: frames, true depth, predicted depth (shared colour scale per clip)."""

@@ -37,8 +37,9 @@ class PointTrackingTask(ProbeTask):
         self.visibility_weight = visibility_weight
         self.embed = FourierEmbedding(3, readout_width)
         g = geometry
-        self.register_buffer("scale", torch.tensor([max(g.num_frames - 1, 1), g.height, g.width]).float(),
-                             persistent=False)
+        self.register_buffer(
+            "scale", torch.tensor([max(g.num_frames - 1, 1), g.height, g.width]).float(), persistent=False
+        )
 
     def query_tokens(self, batch: dict[str, torch.Tensor], learned: torch.Tensor, batch_size: int) -> torch.Tensor:
         queries, _ = first_visible_queries(batch["occluded"], batch["tracks"])
@@ -62,8 +63,7 @@ class PointTrackingTask(ProbeTask):
     def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         xy, logits = self.split(out)
         queries, usable = first_visible_queries(batch["occluded"], batch["tracks"])
-        return {"tracks": xy * self.scale[[2, 1]], "occluded": logits < 0, "query_points": queries,
-                "usable": usable}
+        return {"tracks": xy * self.scale[[2, 1]], "occluded": logits < 0, "query_points": queries, "usable": usable}
 
     def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """TAP-Vid metrics ('first' queries, 256x256 raster) per video, then the mean over videos."""
@@ -74,11 +74,16 @@ class PointTrackingTask(ProbeTask):
             if not keep.any():
                 continue
             query = preds["query_points"][i].numpy()[keep][None]
-            per_video.append(tapvid_metrics(
-                rescale_query_points(query, size),
-                batch["occluded"][i].numpy()[keep][None], rescale_tracks(batch["tracks"][i].numpy()[keep][None], size),
-                preds["occluded"][i].numpy()[keep][None], rescale_tracks(preds["tracks"][i].numpy()[keep][None], size),
-                query_mode="first"))
+            per_video.append(
+                tapvid_metrics(
+                    rescale_query_points(query, size),
+                    batch["occluded"][i].numpy()[keep][None],
+                    rescale_tracks(batch["tracks"][i].numpy()[keep][None], size),
+                    preds["occluded"][i].numpy()[keep][None],
+                    rescale_tracks(preds["tracks"][i].numpy()[keep][None], size),
+                    query_mode="first",
+                )
+            )
         return {k: float(np.nanmean([m[k] for m in per_video])) for k in per_video[0]}
 
     def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
@@ -87,8 +92,16 @@ class PointTrackingTask(ProbeTask):
         for clip in range(min(2, len(preds["tracks"]))):
             frames = batch["video"][clip].permute(1, 2, 3, 0).numpy()
             usable = preds["usable"][clip].numpy()
-            for tracks, occluded, hollow in ((batch["tracks"], batch["occluded"], False),
-                                             (preds["tracks"], preds["occluded"], True)):
-                rows.append([draw_tracks(frame, tracks[clip][:, t].numpy(), (~occluded[clip][:, t]).numpy() & usable,
-                                         hollow=hollow) for t, frame in enumerate(frames)])
+            for tracks, occluded, hollow in (
+                (batch["tracks"], batch["occluded"], False),
+                (preds["tracks"], preds["occluded"], True),
+            ):
+                rows.append(
+                    [
+                        draw_tracks(
+                            frame, tracks[clip][:, t].numpy(), (~occluded[clip][:, t]).numpy() & usable, hollow=hollow
+                        )
+                        for t, frame in enumerate(frames)
+                    ]
+                )
         return save_grid(rows, path)

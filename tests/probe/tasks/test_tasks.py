@@ -14,10 +14,16 @@ G = ClipGeometry(num_frames=4, height=16, width=16, num_points=3, num_objects=2,
 
 def random_poses(b, t):
     angles = torch.rand(b, t, 3)
-    rotation = torch.linalg.matrix_exp(torch.stack([
-        torch.stack([torch.zeros_like(angles[..., 0]), -angles[..., 2], angles[..., 1]], -1),
-        torch.stack([angles[..., 2], torch.zeros_like(angles[..., 0]), -angles[..., 0]], -1),
-        torch.stack([-angles[..., 1], angles[..., 0], torch.zeros_like(angles[..., 0])], -1)], -2))
+    rotation = torch.linalg.matrix_exp(
+        torch.stack(
+            [
+                torch.stack([torch.zeros_like(angles[..., 0]), -angles[..., 2], angles[..., 1]], -1),
+                torch.stack([angles[..., 2], torch.zeros_like(angles[..., 0]), -angles[..., 0]], -1),
+                torch.stack([-angles[..., 1], angles[..., 0], torch.zeros_like(angles[..., 0])], -1),
+            ],
+            -2,
+        )
+    )
     pose = torch.eye(4).repeat(b, t, 1, 1)
     pose[..., :3, :3], pose[..., :3, 3] = rotation, torch.randn(b, t, 3)
     return pose
