@@ -100,11 +100,15 @@ class AttentionReadout(nn.Module):
         """(B, Q, P) query tokens: the learned queries, shared by the batch and used without projection."""
         return self.query.expand(batch_size, -1, -1)
 
+    def embed_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, T, N, D) features, normalised, plus the temporal position embedding: what keys and values read."""
+        return self.norm(inputs) + self.temporal_posenc
+
     def forward(self, inputs: torch.Tensor, query_tokens: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, N, D) features -> (B, Q, num_classes); `query_tokens` (B, Q, P) replace `queries(B)`."""
         if inputs.shape[1] != self.config.num_frames:
             raise ValueError(f"readout expects {self.config.num_frames} frames, got inputs {tuple(inputs.shape)}")
-        x = (self.norm(inputs) + self.temporal_posenc).flatten(1, 2)  # B (T N) D
+        x = self.embed_inputs(inputs).flatten(1, 2)  # B (T N) D
         query = self.queries(x.shape[0]) if query_tokens is None else query_tokens
         q, k, v = (
             rearrange(y, "b n (h d) -> b n h d", h=self.config.heads) for y in (query, self.key(x), self.value(x))

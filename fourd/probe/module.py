@@ -1,94 +1,65 @@
-"""Lightning module for 4D probes: a frozen encoder, the shared attention readout, and a task."""
+"""Probe heads on frozen features: several readouts, each with its own copy of the task's query embeddings and
+its own learning rate and weight decay, trained at once in one pass over the same cached features."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
+from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from fourd.models.readout import AttentionReadout, ReadoutConfig, encoder_to_readout
-from fourd.models.vit import SpaceTimeViT
+from fourd.models.readout import AttentionReadout
 from fourd.probe.tasks.base import ProbeTask
 from fourd.schedule import warmup_cosine
 
-TARGET_KEYS_EXCLUDED = ("video", "features")
+
+@dataclass(frozen=True)
+class HeadSetting:
+    """The optimiser settings of one head."""
+
+    lr: float
+    weight_decay: float
 
 
-def readout_features(encoder: SpaceTimeViT, video: torch.Tensor, readout_depth: float) -> torch.Tensor:
-    """(B, C, T, H, W) uint8 or float video -> the readout's input (B, T, h*w, D), without gradients."""
-    if video.dtype == torch.uint8:
-        video = video.float().div(255)
-    with torch.no_grad():
-        feats = encoder.features(video)
-    grid = tuple(n // p for n, p in zip(video.shape[2:], encoder.config.patch_size, strict=True))
-    return encoder_to_readout(feats, grid, readout_depth, video.shape[2])
+class ProbeHead(nn.Module):
+    """A task (its queries, outputs, loss) on an attention readout."""
+
+    def __init__(self, task: ProbeTask, readout: AttentionReadout) -> None:
+        super().__init__()
+        self.task, self.readout = task, readout
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, Q, outputs per query) from a batch with "features" (B, T, N, D)."""
+        features = batch["features"].float()
+        return self.readout(features, self.task.query_tokens(batch, features, self.readout.query))
 
 
 class ProbeModule(L.LightningModule):
-    """Trains the readout and the task's own embeddings; the backbone stays frozen in eval mode.
+    """Trains every head on the same batches; the loss is their sum (heads share nothing, so each learns alone)."""
 
-    Batches carry either "video" (features are computed on the fly) or precomputed "features".
-    """
-
-    def __init__(
-        self,
-        task: ProbeTask,
-        readout: ReadoutConfig,
-        backbone: SpaceTimeViT | None = None,
-        lr: float = 1e-3,
-        weight_decay: float = 0.05,
-        warmup_steps: int = 50,
-    ) -> None:
+    def __init__(self, heads: list[ProbeHead], settings: list[HeadSetting], warmup_steps: int = 50) -> None:
         super().__init__()
-        self.task = task
-        self.readout = AttentionReadout(readout)
-        self.backbone = backbone.requires_grad_(False).eval() if backbone is not None else None
-        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
-        self.test_batches: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
-        self.test_metrics: dict[str, float] = {}
-
-    def train(self, mode: bool = True) -> ProbeModule:
-        super().train(mode)
-        if self.backbone is not None:
-            self.backbone.eval()  # frozen: never dropout/norm statistics in train mode
-        return self
-
-    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        if "features" in batch:
-            inputs = batch["features"].float()
-        elif self.backbone is not None:
-            inputs = readout_features(self.backbone, batch["video"], self.readout.config.readout_depth)
-        else:
-            raise ValueError("the batch has no precomputed features and the probe has no backbone")
-        queries = self.task.query_tokens(batch, self.readout.query, inputs.shape[0])
-        return self.readout(inputs, queries)
+        if len(heads) != len(settings):
+            raise ValueError(f"{len(heads)} heads for {len(settings)} settings")
+        self.heads = nn.ModuleList(heads)
+        self.settings = settings
+        self.warmup_steps = warmup_steps
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.task.loss(self(batch), batch)
-        self.log("probe/loss", loss, prog_bar=True)
-        return loss
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        preds = self.task.predict(self(batch), batch)
-        targets = {k: v.cpu() for k, v in batch.items() if k not in TARGET_KEYS_EXCLUDED and torch.is_tensor(v)}
-        self.test_batches.append(({k: v.cpu() for k, v in preds.items()}, targets))
-
-    def on_test_epoch_end(self) -> None:
-        preds = {k: torch.cat([p[k] for p, _ in self.test_batches]) for k in self.test_batches[0][0]}
-        targets = {k: torch.cat([t[k] for _, t in self.test_batches]) for k in self.test_batches[0][1]}
-        self.test_metrics = self.task.metrics(preds, targets)
-        self.test_batches.clear()
-        for name, value in self.test_metrics.items():
-            self.log(f"test/{name}", value)
-
-    def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
+        losses = torch.stack([head.task.loss(head(batch), batch) for head in self.heads])
+        self.log("probe/loss", losses.mean(), prog_bar=True)
+        return losses.sum()
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.AdamW(self.trainable_parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        groups = [
+            {"params": head.parameters(), "lr": s.lr, "weight_decay": s.weight_decay}
+            for head, s in zip(self.heads, self.settings, strict=True)
+        ]
+        optimizer = torch.optim.AdamW(groups)
         total = int(self.trainer.estimated_stepping_batches)
         schedule = partial(
             warmup_cosine, warmup_steps=min(self.warmup_steps, total // 2 or 1), total_steps=total, min_ratio=0.01
@@ -97,3 +68,25 @@ class ProbeModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
         }
+
+
+@torch.no_grad()
+def predict_split(
+    heads: list[ProbeHead], loader: torch.utils.data.DataLoader, device: torch.device | str
+) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    """Predictions of every head on a whole split (concatenated on the CPU), and the split's targets."""
+    preds: list[list[dict[str, torch.Tensor]]] = [[] for _ in heads]
+    targets: list[dict[str, torch.Tensor]] = []
+    for batch in loader:
+        on_device = {k: v.to(device) for k, v in batch.items()}
+        for head, collected in zip(heads, preds, strict=True):
+            head.eval()
+            out = head.task.predict(head(on_device), on_device)
+            collected.append({k: v.cpu() for k, v in out.items()})
+        targets.append({k: v for k, v in batch.items() if k != "features"})
+    return [concat(p) for p in preds], concat(targets)
+
+
+def concat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Batches of tensors -> one tensor per key."""
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}

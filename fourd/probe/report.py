@@ -1,8 +1,11 @@
-"""Probe results (JSON lines) as a markdown table and a scaling plot."""
+"""Probe results (JSON lines) as a markdown table (mean ± std over seeds, baselines first) and a plot of each
+task's headline metric against encoder size, with error bars and the baselines drawn as reference lines."""
 
 from __future__ import annotations
 
 import json
+import statistics
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -12,66 +15,94 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
 
 from fourd.files import atomic_write  # noqa: E402
+from fourd.probe.backbones import BASELINES  # noqa: E402
+from fourd.probe.tasks import TASKS  # noqa: E402
 
-# task -> (metric, higher is better) shown in the table and the plot; all metrics stay in the JSON lines
-HEADLINE = {
+# task -> (metric, higher is better) shown in the table; the first is the task's headline, which is plotted
+SHOWN = {
     "depth": [("abs_rel", False), ("delta1", True)],
     "points": [("average_jaccard", True), ("occlusion_accuracy", True)],
     "boxes": [("mean_iou", True)],
-    "pose": [("rotation_error_deg", False), ("end_point_error", False)],
+    "pose": [("rotation_error_deg", False), ("translation_angle_deg", False)],
     "classification": [("top1", True)],
 }
+Key = tuple[str, str]  # (task, backbone)
 
 
-def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """JSON lines of probe results; the newest line wins for each (task, backbone)."""
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
+def read_results(path: str | Path) -> dict[Key, list[dict[str, Any]]]:
+    """Records per (task, backbone), one per seed: the newest line wins for each (task, backbone, seed)."""
+    latest: dict[tuple[str, str, int], dict[str, Any]] = {}
     for line in Path(path).read_text().splitlines():
         if line.strip():
             record = json.loads(line)
-            latest[(record["task"], record["backbone"])] = record
+            latest[(record["task"], record["backbone"], record.get("seed", 0))] = record
     if not latest:
         raise ValueError(f"no results in {path}")
-    return list(latest.values())
+    grouped: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for (task, backbone, _), record in sorted(latest.items()):
+        grouped[(task, backbone)].append(record)
+    return dict(grouped)
 
 
-def markdown_table(records: list[dict[str, Any]]) -> str:
-    """One row per backbone, one column per headline metric of each task that has results."""
-    tasks = [t for t in HEADLINE if any(r["task"] == t for r in records)]
-    columns = [(t, m, up) for t in tasks for m, up in HEADLINE[t]]
-    backbones = sorted({(r["backbone_params"], r["backbone"]) for r in records})
-    header = ["backbone", "params"] + [f"{t} {m} {'↑' if up else '↓'}" for t, m, up in columns]
+def mean_std(records: list[dict[str, Any]], metric: str) -> tuple[float, float]:
+    """Mean and sample standard deviation of a metric over seeds (std 0 for one seed)."""
+    values = [r["metrics"][metric] for r in records]
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def backbone_order(results: dict[Key, list[dict[str, Any]]]) -> list[str]:
+    """Baselines first (trivial, pixels, random), then the other backbones by size."""
+    params = {b: records[0]["backbone_params"] for (_, b), records in results.items()}
+    baselines = [b for b in BASELINES if b in params]
+    return baselines + sorted((b for b in params if b not in BASELINES), key=lambda b: (params[b], b))
+
+
+def markdown_table(results: dict[Key, list[dict[str, Any]]]) -> str:
+    """One row per backbone, one column per shown metric of each task: mean ± std over n seeds."""
+    tasks = [t for t in SHOWN if any(task == t for task, _ in results)]
+    columns = [(t, m, up) for t in tasks for m, up in SHOWN[t]]
+    header = ["backbone", "params", "seeds"] + [f"{t} {m} {'↑' if up else '↓'}" for t, m, up in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    by_key = {(r["task"], r["backbone"]): r for r in records}
-    for params, name in backbones:
-        cells = [name, f"{params / 1e6:.1f}M"]
+    for name in backbone_order(results):
+        rows = [records for (_, b), records in results.items() if b == name]
+        cells = [name, f"{rows[0][0]['backbone_params'] / 1e6:.2f}M", str(max(len(r) for r in rows))]
         for task, metric, _ in columns:
-            record = by_key.get((task, name))
-            cells.append(f"{record['metrics'][metric]:.3f}" if record else "")
+            records = results.get((task, name))
+            if records:
+                mean, std = mean_std(records, metric)
+                cells.append(f"{mean:.3f} ± {std:.3f}")
+            else:
+                cells.append("")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def scaling_plot(records: list[dict[str, Any]], path: str | Path) -> Path:
-    """Headline metric vs encoder parameters (log x), one panel per task, one point per backbone."""
-    tasks = [t for t in HEADLINE if any(r["task"] == t for r in records)]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 3.2), squeeze=False)
+def scaling_plot(results: dict[Key, list[dict[str, Any]]], path: str | Path) -> Path:
+    """Headline metric (mean ± std over seeds) vs encoder parameters, one panel per task. `trivial` and
+    `pixels` are horizontal reference lines; the y axis starts at 0 so that gaps are shown at their size."""
+    tasks = [t for t in SHOWN if any(task == t for task, _ in results)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.8 * len(tasks), 3.4), squeeze=False)
     for task, ax in zip(tasks, axes[0], strict=True):
-        metric, higher = HEADLINE[task][0]
-        points = sorted(
-            (r["backbone_params"], r["metrics"][metric], r["backbone"]) for r in records if r["task"] == task
-        )
-        ax.plot([p[0] for p in points], [p[1] for p in points], "-", color="0.7", zorder=1)
-        for params, value, name in points:
-            ax.scatter([params], [value], zorder=2)
-            ax.annotate(
-                Path(name).parent.name or name, (params, value), fontsize=7, xytext=(3, 3), textcoords="offset points"
-            )
+        metric, higher = TASKS[task].headline
+        tops = []
+        for name, style in (("trivial", ("0.35", ":")), ("pixels", ("tab:orange", "--"))):
+            if (task, name) in results:
+                mean, std = mean_std(results[(task, name)], metric)
+                ax.axhline(mean, color=style[0], linestyle=style[1], label=f"{name} {mean:.3f}")
+                tops.append(mean + std)
+        encoders = [b for b in backbone_order(results) if (task, b) in results and b not in ("trivial", "pixels")]
+        for name in encoders:
+            mean, std = mean_std(results[(task, name)], metric)
+            params = results[(task, name)][0]["backbone_params"]
+            ax.errorbar([params], [mean], yerr=[std], fmt="o", capsize=3, label=f"{Path(name).parent.name or name}")
+            tops.append(mean + std)
         ax.set_xscale("log")
+        ax.set_ylim(0, 1.15 * max(tops) if tops else 1)
         ax.set_title(task)
         ax.set_xlabel("encoder parameters")
         ax.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right" if higher else "upper right")
     fig.tight_layout()
     out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
@@ -80,8 +111,8 @@ def scaling_plot(records: list[dict[str, Any]], path: str | Path) -> Path:
 
 def write_report(results: str | Path, out: str | Path) -> tuple[str, Path, Path]:
     """Read a results file, write `out`/results.md and `out`/scaling.png: (the table, its path, the plot's path)."""
-    records = read_results(results)
-    table = markdown_table(records)
+    grouped = read_results(results)
+    table = markdown_table(grouped)
     out = Path(out)
     markdown = atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(table + "\n"))
-    return table, markdown, scaling_plot(records, out / "scaling.png")
+    return table, markdown, scaling_plot(grouped, out / "scaling.png")

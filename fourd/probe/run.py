@@ -1,7 +1,9 @@
-"""Assemble a probe run from a composed Hydra config: world data, frozen backbone, task, readout, results."""
+"""One probe run from a composed Hydra config: data, frozen backbone, a grid of readout heads trained at once,
+the head chosen on the val split, its metrics on the test split, a picture, and one JSON line of results."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -13,17 +15,19 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from fourd.files import content_key
 from fourd.models.readout import ReadoutConfig
 from fourd.models.vit import count_parameters
 from fourd.probe.backbones import Backbone, load_backbone
-from fourd.probe.features import FeatureDataset, cached_features, compute_features
-from fourd.probe.module import ProbeModule
-from fourd.probe.tasks import ClipGeometry, build_task
+from fourd.probe.features import TensorSplit, cached, compute_features, stack_targets
+from fourd.probe.module import HeadSetting, ProbeHead, ProbeModule, predict_split
+from fourd.probe.readout import ProbeReadout
+from fourd.probe.tasks import ClipGeometry, ProbeTask, build_task
 
 log = logging.getLogger(__name__)
+PICTURE_CLIPS = 4
 
 
 def clip_geometry(dataset: Dataset, num_classes: int) -> ClipGeometry:
@@ -35,41 +39,115 @@ def clip_geometry(dataset: Dataset, num_classes: int) -> ClipGeometry:
     )
 
 
-def probe_splits(cfg: DictConfig) -> tuple[Dataset, Dataset, int, str]:
-    """Train and test datasets, their number of classes, and a string identifying the data (for the cache)."""
+def probe_splits(cfg: DictConfig) -> tuple[dict[str, Dataset], int, str]:
+    """Train, val and test datasets, the number of classes, and a string identifying the data (for the cache).
+
+    Data without a `val` split gives the last `val_fraction` of its train split to val.
+    """
     d = cfg.probe_data
-    train, test = instantiate(d.train), instantiate(d.test)
-    identity = json.dumps(OmegaConf.to_container(d, resolve=True), sort_keys=True)
-    return train, test, getattr(test, "num_classes", 0), identity
+    splits = {"train": instantiate(d.train), "test": instantiate(d.test)}
+    identity: dict[str, Any] = {"data": OmegaConf.to_container(d, resolve=True)}
+    if "val" in d:
+        splits["val"] = instantiate(d.val)
+    else:
+        n = len(splits["train"])
+        held_out = max(1, round(n * cfg.val_fraction))
+        splits["val"] = Subset(splits["train"], range(n - held_out, n))
+        splits["train"] = Subset(splits["train"], range(n - held_out))
+        identity["val_fraction"] = cfg.val_fraction
+    return splits, getattr(splits["test"], "num_classes", 0), json.dumps(identity, sort_keys=True)
 
 
-def with_cached_features(
-    cfg: DictConfig, backbone: Backbone, splits: dict[str, Dataset], data_identity: str
-) -> dict[str, Dataset]:
-    """The splits with backbone features computed once per (backbone, layer, data) and read from disk after."""
+def split_tensors(
+    cfg: DictConfig, backbone: Backbone, splits: dict[str, Dataset], identity: str
+) -> dict[str, TensorSplit]:
+    """Each split as tensors in memory: targets once per data, features once per (backbone, layer, data)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = content_key(backbone=backbone.identity, readout_depth=cfg.readout.readout_depth, data=data_identity)
-    cached = {}
-    for split, dataset in splits.items():
-        path = Path(cfg.cache_dir) / "features" / key / f"{split}.safetensors"
-        features = cached_features(
-            path,
-            lambda d=dataset: compute_features(
-                backbone.encoder, d, cfg.readout.readout_depth, cfg.train.batch_size, device
-            ),
+    root = Path(cfg.cache_dir)
+    features_key = content_key(backbone=backbone.identity, readout_depth=cfg.readout.readout_depth, data=identity)
+    tensors = {}
+    for name, dataset in splits.items():
+        split = cached(
+            root / "targets" / content_key(data=identity) / f"{name}.safetensors", lambda d=dataset: stack_targets(d)
         )
-        cached[split] = FeatureDataset(dataset, features)
-    return cached
+        if backbone.reads_video:
+            features = cached(
+                root / "features" / features_key / f"{name}.safetensors",
+                lambda d=dataset: {
+                    "features": compute_features(backbone, d, cfg.readout.readout_depth, cfg.train.batch_size, device)
+                },
+            )
+            split = {**split, **features}
+        tensors[name] = TensorSplit(split)
+    return tensors
 
 
-def write_pictures(module: ProbeModule, dataset: Dataset, out_dir: Path) -> Path:
-    """Predictions against ground truth on the first test clips, through the backbone (video needed)."""
-    batch = next(iter(DataLoader(dataset, batch_size=4)))
-    on_device = {k: v.to(module.device) for k, v in batch.items() if torch.is_tensor(v)}
-    module.eval()
+def head_settings(cfg: DictConfig) -> list[HeadSetting]:
+    """The grid of readout heads: every learning rate with every weight decay."""
+    return [HeadSetting(lr, wd) for lr, wd in itertools.product(cfg.train.lrs, cfg.train.weight_decays)]
+
+
+def build_head(cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone) -> ProbeHead:
+    """A fresh task and probe readout sized for the clips and the backbone's features."""
+    r = cfg.readout
+    task = build_task(cfg.probe.task, geometry, r.width, **OmegaConf.to_container(cfg.probe.options))
+    config = ReadoutConfig(
+        width=r.width,
+        heads=r.heads,
+        num_queries=task.num_queries,
+        num_classes=task.outputs_per_query,
+        mlp=4 * r.width,
+        num_frames=geometry.num_frames,
+        readout_depth=r.readout_depth,
+        encoder_width=backbone.width,
+    )
+    grid = (geometry.height // backbone.patch_size[1], geometry.width // backbone.patch_size[2])
+    return ProbeHead(task, ProbeReadout(config, grid))
+
+
+def train_heads(
+    cfg: DictConfig, heads: list[ProbeHead], settings: list[HeadSetting], train: Dataset, run_dir: Path
+) -> None:
+    """Every head trained at once for `train.steps` steps on the same batches."""
+    trainer = L.Trainer(
+        max_steps=cfg.train.steps,
+        accelerator=cfg.accelerator,
+        devices=1,
+        enable_checkpointing=False,
+        logger=CSVLogger(run_dir, name="csv", version=""),
+        log_every_n_steps=10,
+        default_root_dir=run_dir,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        enable_model_summary=False,
+    )
+    loader = DataLoader(
+        train, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True, num_workers=cfg.train.num_workers
+    )
+    trainer.fit(ProbeModule(heads, settings, cfg.train.warmup_steps), loader)
+
+
+def best_head(task: ProbeTask, val_metrics: list[dict[str, float]]) -> int:
+    """The index of the head with the best headline metric on val."""
+    metric, higher = task.headline
+    values = [m[metric] for m in val_metrics]
+    return values.index(max(values) if higher else min(values))
+
+
+def write_picture(
+    task: ProbeTask, head: ProbeHead | None, backbone: Backbone, dataset: Dataset, readout_depth: float, path: Path
+) -> Path:
+    """Predictions against ground truth on the first test clips (the prior's where there is no head)."""
+    batch = next(iter(DataLoader(Subset(dataset, range(min(PICTURE_CLIPS, len(dataset)))), batch_size=PICTURE_CLIPS)))
     with torch.no_grad():
-        preds = module.task.predict(module(on_device), on_device)
-    return module.task.picture({k: v.cpu() for k, v in preds.items()}, batch, out_dir / f"{module.task.name}.png")
+        if head is None:
+            preds = task.predict_prior(batch)
+        else:
+            head.cpu().eval()
+            backbone.to("cpu")
+            batch_with_features = {**batch, "features": backbone.features(batch["video"], readout_depth)}
+            preds = task.predict(head(batch_with_features), batch_with_features)
+    return task.picture({k: v.cpu() for k, v in preds.items()}, batch, path)
 
 
 def append_result(path: Path, record: dict[str, Any]) -> None:
@@ -79,53 +157,49 @@ def append_result(path: Path, record: dict[str, Any]) -> None:
 
 
 def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """Train a probe on the train split, evaluate on the test split, append one JSON line of results."""
+    """Train the head grid on train, choose on val, evaluate the chosen head on test; append one JSON line."""
     start = time.time()
     L.seed_everything(cfg.seed, workers=True)
     backbone = load_backbone(cfg.backbone, cfg.random_backbone, cfg.seed)
-    train, test, num_classes, data_identity = probe_splits(cfg)
-    splits = {"train": train, "test": test}
-    if cfg.cache_features:
-        splits = with_cached_features(cfg, backbone, splits, data_identity)
-    geometry = clip_geometry(test, num_classes)
-    r = cfg.readout
-    task = build_task(cfg.probe.task, geometry, r.width, **OmegaConf.to_container(cfg.probe.options))
-    readout = ReadoutConfig(
-        width=r.width,
-        heads=r.heads,
-        num_queries=task.num_queries,
-        num_classes=task.outputs_per_query,
-        mlp=4 * r.width,
-        num_frames=geometry.num_frames,
-        readout_depth=r.readout_depth,
-        encoder_width=backbone.encoder.config.width,
-    )
-    module = ProbeModule(task, readout, backbone.encoder, cfg.train.lr, cfg.train.weight_decay, cfg.train.warmup_steps)
-    trainer = L.Trainer(
-        max_steps=cfg.train.steps,
-        accelerator=cfg.accelerator,
-        devices=1,
-        logger=CSVLogger(run_dir, name="csv", version=""),
-        enable_checkpointing=False,
-        log_every_n_steps=10,
-        default_root_dir=run_dir,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
-    trainer.fit(
-        module,
-        DataLoader(
-            splits["train"],
-            batch_size=cfg.train.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=cfg.train.num_workers,
-        ),
-    )
-    trainer.test(module, DataLoader(splits["test"], batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers))
-    metrics = module.test_metrics
+    splits, num_classes, identity = probe_splits(cfg)
+    data = split_tensors(cfg, backbone, splits, identity)
+    geometry = clip_geometry(splits["test"], num_classes)
+    record: dict[str, Any] = {"seed": cfg.seed}
+    if backbone.reads_video:
+        settings = head_settings(cfg)
+        heads = [build_head(cfg, geometry, backbone) for _ in settings]
+        train_heads(cfg, heads, settings, data["train"], run_dir)
+        device = next(heads[0].parameters()).device
+        val_preds, val_targets = predict_split(heads, DataLoader(data["val"], cfg.train.batch_size), device)
+        val_metrics = [h.task.metrics(p, val_targets) for h, p in zip(heads, val_preds, strict=True)]
+        chosen = best_head(heads[0].task, val_metrics)
+        test = DataLoader(data["test"], cfg.train.batch_size)
+        (test_preds,), test_targets = predict_split([heads[chosen]], test, device)
+        head, task = heads[chosen], heads[chosen].task
+        metrics = task.metrics(test_preds, test_targets)
+        metric = task.headline[0]
+        record.update(
+            chosen={"lr": settings[chosen].lr, "weight_decay": settings[chosen].weight_decay},
+            val={metric: val_metrics[chosen][metric]},
+            grid=[
+                {"lr": s.lr, "weight_decay": s.weight_decay, f"val_{metric}": m[metric]}
+                for s, m in zip(settings, val_metrics, strict=True)
+            ],
+            readout_params=count_parameters(head),
+        )
+    else:
+        head, task = (
+            None,
+            build_task(cfg.probe.task, geometry, cfg.readout.width, **OmegaConf.to_container(cfg.probe.options)),
+        )
+        task.fit_prior(data["train"].tensors)
+        metrics = task.metrics(task.predict_prior(data["test"].tensors), data["test"].tensors)
+        record.update(chosen=None, val=None, grid=[], readout_params=0)
     if cfg.pictures:
-        log.info(f"picture: {write_pictures(module, test, run_dir)}")
+        picture = write_picture(
+            task, head, backbone, splits["test"], cfg.readout.readout_depth, run_dir / f"{task.name}.png"
+        )
+        log.info(f"picture: {picture}")
     append_result(
         Path(cfg.results),
         {
@@ -134,12 +208,12 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             "data": cfg.probe_data.name,
             "backbone": backbone.name,
             "backbone_params": backbone.params,
-            "readout_params": count_parameters(module.readout) + count_parameters(task),
+            **record,
             "metrics": metrics,
             "wall_time_s": round(time.time() - start, 1),
             "run_dir": str(run_dir),
             "config": OmegaConf.to_container(cfg, resolve=True),
         },
     )
-    log.info(f"{task.name} probe of {backbone.name}: {json.dumps(metrics)}")
+    log.info(f"{task.name} probe of {backbone.name} (seed {cfg.seed}): {json.dumps(metrics)}")
     return metrics

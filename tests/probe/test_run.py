@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from fourd.conf import compose
 from fourd.models.vit import count_parameters
 from fourd.probe.backbones import load_backbone
-from fourd.probe.features import FeatureDataset, compute_features
-from fourd.probe.module import readout_features
+from fourd.probe.features import TensorSplit, stack_targets
 from fourd.probe.run import probe
 from fourd.report import main as report_main
 from tests.helpers import REPO
@@ -79,9 +79,10 @@ def test_every_task_trains_evaluates_and_draws(tmp_path, task):
         assert low <= metrics[name] <= high, (name, metrics[name])
     assert (tmp_path / "run" / f"{task}.png").stat().st_size > 0
     record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
-    assert record["task"] == task and record["backbone"] == "random"
+    assert record["task"] == task and record["backbone"] == "random" and record["seed"] == 0
     assert record["backbone_params"] == count_parameters(load_backbone("random", cfg.random_backbone).encoder)
     assert record["metrics"] == metrics and record["readout_params"] > record["backbone_params"] // 100
+    assert record["chosen"] == {"lr": 1e-3, "weight_decay": 0.05} and len(record["grid"]) == 1
 
 
 def test_cached_features_equal_features_on_the_fly(tmp_path):
@@ -96,16 +97,59 @@ def test_cached_features_equal_features_on_the_fly(tmp_path):
 
     world = next((tmp_path / "cache").glob("world_*"))
     dataset = WorldDataset(world, "train")
-    backbone = load_backbone("random", dict(cfg.random_backbone), cfg.seed)
-    features = compute_features(backbone.encoder, dataset, 0.95, batch_size=4)
-    item = FeatureDataset(dataset, features)[3]
-    assert "video" not in item and set(item) > {"depth", "features"}
-    direct = readout_features(backbone.encoder, dataset[3]["video"][None], 0.95)[0]
-    torch.testing.assert_close(item["features"].float(), direct, atol=2e-3, rtol=2e-3)  # float16 storage
+    backbone = load_backbone("random", cfg.random_backbone, cfg.seed)
+    stored = load_file(str(cached[0]))["features"]
+    direct = backbone.features(dataset[3]["video"][None], 0.95)[0]
+    torch.testing.assert_close(stored[3].float(), direct, atol=2e-3, rtol=2e-3)  # float16 storage
+    targets = TensorSplit(stack_targets(dataset))[3]
+    assert "video" not in targets and torch.equal(targets["depth"], dataset[3]["depth"])
+
+
+def test_pixels_are_the_raw_tubelets():
+    frame = torch.randint(0, 256, (1, 3, 1, 32, 32), dtype=torch.uint8)
+    video = frame.expand(-1, -1, 4, -1, -1)  # still: the resize from 2 tubelets to 4 frames keeps the values
+    features = load_backbone("pixels", {}).features(video, 0.95)
+    assert features.shape == (1, 4, 16, 3 * 2 * 8 * 8)
+    # token 1 of each frame is the patch at row 0, column 1; its first value is pixel (c=0, y=0, x=8)
+    torch.testing.assert_close(features[0, :, 1, 0], (frame[0, 0, 0, 0, 8].float() / 255).expand(4))
+
+
+@pytest.mark.parametrize("task", ["depth", "points", "boxes", "pose"])
+def test_the_trivial_baseline_reads_no_video(tmp_path, task):
+    cfg = compose_probe(tmp_path, f"probe={task}", "backbone=trivial")
+    metrics = probe(cfg, tmp_path / "run")
+    record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
+    assert record["backbone"] == "trivial" and record["backbone_params"] == 0 and record["chosen"] is None
+    assert not (tmp_path / "cache" / "features").exists()  # no features were computed
+    if task == "pose":  # the identity: no rotation error only if the camera never turned
+        assert metrics["rotation_error_deg"] > 0 and metrics["translation_angle_deg"] == 90.0
+    if task == "boxes":  # the first-frame box held still is exact on frame 0 only, which is not scored
+        assert 0 < metrics["mean_iou"] < 1
+
+
+def test_the_head_is_chosen_on_val_never_on_test(tmp_path, monkeypatch):
+    """Two heads: the one with the better val metric is tested, even where the other is better on test."""
+    from fourd.probe import run as probe_run
+
+    seen = []
+    real = probe_run.predict_split
+
+    def spy(heads, loader, device):
+        seen.append((len(heads), len(loader.dataset)))
+        return real(heads, loader, device)
+
+    monkeypatch.setattr(probe_run, "predict_split", spy)
+    cfg = compose_probe(tmp_path, "probe=depth", "train.lrs=[1e-4,1e-2]")
+    probe(cfg, tmp_path / "run")
+    record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
+    assert seen == [(2, 2), (1, 8)]  # every head on val (2 clips), then only the chosen one on test (8 clips)
+    values = [g["val_abs_rel"] for g in record["grid"]]
+    assert record["chosen"]["lr"] == record["grid"][values.index(min(values))]["lr"]
+    assert record["val"]["abs_rel"] == min(values)
 
 
 def test_backbone_must_exist(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither 'random' nor"):
+    with pytest.raises(FileNotFoundError, match="none of trivial, pixels, random"):
         load_backbone("no/such/encoder.safetensors", {})
 
 
@@ -124,7 +168,8 @@ def test_multirun_sweep_and_report(tmp_path):
         "fourd.probe",
         "-m",
         "probe=depth,points,pose",
-        f"backbone=random,{encoder}",
+        f"backbone=trivial,random,{encoder}",
+        "seed=0,1",
         *TINY,
         *TINY_WORLD,
         f"cache_dir={tmp_path / 'cache'}",
@@ -134,12 +179,16 @@ def test_multirun_sweep_and_report(tmp_path):
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert sorted((r["task"], r["backbone"] == "random") for r in records) == sorted(
-        (t, b) for t in ("depth", "points", "pose") for b in (True, False)
+    assert sorted((r["task"], r["backbone"], r["seed"]) for r in records) == sorted(
+        (t, b, s) for t in ("depth", "points", "pose") for b in ("trivial", "random", str(encoder)) for s in (0, 1)
     )
     assert report_main(["--results", str(tmp_path / "results.jsonl"), "--out", str(tmp_path / "report")]) == 0
-    table = (tmp_path / "report" / "results.md").read_text()
-    assert "| random |" in table and "depth abs_rel" in table and "points average_jaccard" in table
+    table = (tmp_path / "report" / "results.md").read_text().splitlines()
+    assert table[2].startswith("| trivial | 0.00M | 2 |") and table[3].startswith("| random |")  # baselines first
+    assert "depth abs_rel" in table[0] and "points average_jaccard" in table[0]
+    depth = [r["metrics"]["abs_rel"] for r in records if r["task"] == "depth" and r["backbone"] == "random"]
+    mean, std = sum(depth) / 2, abs(depth[0] - depth[1]) / 2**0.5  # the sample std of two values
+    assert f"{mean:.3f} ± {std:.3f}" in table[3]
     assert (tmp_path / "report" / "scaling.png").stat().st_size > 10_000
 
 

@@ -47,15 +47,26 @@ class ProbeTask(nn.Module, ABC):
     name = "task"
     num_queries = 1
     outputs_per_query = 1
+    headline: tuple[str, bool] = ("", True)  # (metric, higher is better): what selects a head and what is plotted
 
     def __init__(self, geometry: ClipGeometry, readout_width: int) -> None:
         super().__init__()
         self.geometry = geometry
         self.readout_width = readout_width
 
-    def query_tokens(self, batch: dict[str, torch.Tensor], learned: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def query_tokens(
+        self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor
+    ) -> torch.Tensor:
         """(B, Q, P) query tokens; by default the readout's learned queries (Q, P), shared by the batch."""
-        return learned.expand(batch_size, -1, -1)
+        return learned.expand(len(features), -1, -1)
+
+    @abstractmethod
+    def fit_prior(self, train: dict[str, torch.Tensor]) -> None:
+        """Learn the `trivial` baseline from the train split's targets (no video): what to predict blind."""
+
+    @abstractmethod
+    def predict_prior(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The `trivial` baseline's predictions of a batch, in the format of `predict`."""
 
     @abstractmethod
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -18,6 +18,7 @@ class BoxTrackingTask(ProbeTask):
     cannot be queried and are masked out."""
 
     name = "boxes"
+    headline = ("mean_iou", True)
 
     def __init__(self, geometry: ClipGeometry, readout_width: int) -> None:
         super().__init__(geometry, readout_width)
@@ -26,8 +27,16 @@ class BoxTrackingTask(ProbeTask):
         g = geometry
         self.register_buffer("scale", torch.tensor([g.width, g.height, g.width, g.height]).float(), persistent=False)
 
-    def query_tokens(self, batch: dict[str, torch.Tensor], learned: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def query_tokens(
+        self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor
+    ) -> torch.Tensor:
         return learned + self.embed(batch["boxes"][:, :, 0] / self.scale)
+
+    def fit_prior(self, train: dict[str, torch.Tensor]) -> None:
+        """Nothing to learn: each object's first-frame box is held still."""
+
+    def predict_prior(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"boxes": batch["boxes"][:, :, :1].expand_as(batch["boxes"]).clone()}
 
     def boxes(self, out: torch.Tensor) -> torch.Tensor:
         """(B, O, T*4) -> normalised boxes (B, O, T, 4) with ordered corners (x0 <= x1, y0 <= y1)."""

@@ -15,12 +15,22 @@ from fourd.viz import save_grid
 
 class ClassificationTask(ProbeTask):
     name = "classification"
+    headline = ("top1", True)
 
     def __init__(self, geometry: ClipGeometry, readout_width: int) -> None:
         super().__init__(geometry, readout_width)
         if geometry.num_classes < 2:
             raise ValueError("classification needs a dataset with at least 2 classes")
         self.outputs_per_query = geometry.num_classes
+        self.register_buffer("prior", torch.zeros(geometry.num_classes), persistent=False)
+
+    def fit_prior(self, train: dict[str, torch.Tensor]) -> None:
+        """The majority class of the train split."""
+        counts = torch.bincount(train["label"], minlength=self.geometry.num_classes)
+        self.prior = torch.nn.functional.one_hot(counts.argmax(), self.geometry.num_classes).float()
+
+    def predict_prior(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"logits": self.prior.expand(len(batch["label"]), -1).clone()}
 
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(out[:, 0], batch["label"])

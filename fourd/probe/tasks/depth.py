@@ -9,7 +9,7 @@ import torch
 
 from fourd.models.readout import depth_from_patches
 from fourd.probe.metrics.depth import depth_metrics
-from fourd.probe.tasks.base import ClipGeometry, ProbeTask
+from fourd.probe.tasks.base import ClipGeometry, FourierEmbedding, ProbeTask
 from fourd.viz import colorize, save_grid
 
 LOSSES = ("l1", "silog")
@@ -19,6 +19,7 @@ class DepthTask(ProbeTask):
     """Predicts log-depth per pixel; `l1` is L1 on metric depth, `silog` the scale-invariant log loss."""
 
     name = "depth"
+    headline = ("abs_rel", False)
 
     def __init__(
         self,
@@ -33,8 +34,28 @@ class DepthTask(ProbeTask):
         self.output_patch = tuple(output_patch)
         self.loss_name = loss
         self.shape = (geometry.num_frames, geometry.height, geometry.width)
-        self.num_queries = math.prod(n // p for n, p in zip(self.shape, self.output_patch, strict=True))
+        grid = [n // p for n, p in zip(self.shape, self.output_patch, strict=True)]
+        self.num_queries = math.prod(grid)
         self.outputs_per_query = math.prod(self.output_patch)
+        centres = torch.stack(torch.meshgrid(*((torch.arange(n) + 0.5) / n for n in grid), indexing="ij"), -1)
+        self.register_buffer("centres", centres.reshape(-1, 3), persistent=False)  # (Q, 3) t, y, x in [0, 1]
+        self.embed = FourierEmbedding(3, readout_width)
+        self.register_buffer("prior", torch.ones(self.shape), persistent=False)
+
+    def query_tokens(
+        self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor
+    ) -> torch.Tensor:
+        """Each query is its output patch's learned token plus an embedding of where the patch is."""
+        return (learned + self.embed(self.centres)).expand(len(features), -1, -1)
+
+    def fit_prior(self, train: dict[str, torch.Tensor]) -> None:
+        """The mean depth of each pixel over the train clips (where valid)."""
+        depth = train["depth"].float()
+        valid = (depth > 0).float()
+        self.prior = (depth * valid).sum(0) / valid.sum(0).clamp_min(1)
+
+    def predict_prior(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"depth": self.prior.expand(len(batch["depth"]), -1, -1, -1).clone()}
 
     def log_depth(self, out: torch.Tensor) -> torch.Tensor:
         return depth_from_patches(out, self.shape, self.output_patch)[..., 0]  # (B, T, H, W)

@@ -30,6 +30,7 @@ class PointTrackingTask(ProbeTask):
     """Outputs per query and frame: x, y (normalised to [0, 1]) and a visibility logit."""
 
     name = "points"
+    headline = ("average_jaccard", True)
 
     def __init__(self, geometry: ClipGeometry, readout_width: int, visibility_weight: float = 0.1) -> None:
         super().__init__(geometry, readout_width)
@@ -41,9 +42,24 @@ class PointTrackingTask(ProbeTask):
             "scale", torch.tensor([max(g.num_frames - 1, 1), g.height, g.width]).float(), persistent=False
         )
 
-    def query_tokens(self, batch: dict[str, torch.Tensor], learned: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def query_tokens(
+        self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor
+    ) -> torch.Tensor:
         queries, _ = first_visible_queries(batch["occluded"], batch["tracks"])
         return learned + self.embed(queries / self.scale)
+
+    def fit_prior(self, train: dict[str, torch.Tensor]) -> None:
+        """Nothing to learn: every track stays at its query point and is always visible."""
+
+    def predict_prior(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        queries, usable = first_visible_queries(batch["occluded"], batch["tracks"])
+        still = queries[..., [2, 1]][:, :, None].expand(-1, -1, self.geometry.num_frames, -1)
+        return {
+            "tracks": still.clone(),
+            "occluded": torch.zeros_like(batch["occluded"]),
+            "query_points": queries,
+            "usable": usable,
+        }
 
     def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, P, T*3) -> normalised xy (B, P, T, 2), visibility logits (B, P, T)."""

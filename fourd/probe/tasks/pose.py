@@ -19,12 +19,20 @@ class CameraPoseTask(ProbeTask):
     """Per frame: a continuous 6-D rotation and a translation of camera t relative to camera 0."""
 
     name = "pose"
+    headline = ("rotation_error_deg", False)
 
     def __init__(self, geometry: ClipGeometry, readout_width: int, translation_weight: float = 1.0) -> None:
         super().__init__(geometry, readout_width)
         self.num_queries = geometry.num_frames
         self.outputs_per_query = 9
         self.translation_weight = translation_weight
+
+    def fit_prior(self, train: dict[str, torch.Tensor]) -> None:
+        """Nothing to learn: the camera never moves (identity relative poses)."""
+
+    def predict_prior(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        eye = torch.eye(4, dtype=batch["world_to_camera"].dtype)
+        return {"poses": eye.expand(*batch["world_to_camera"].shape[:2], 4, 4).clone()}
 
     def poses(self, out: torch.Tensor) -> torch.Tensor:
         """(B, T, 9) -> relative poses (B, T, 4, 4)."""

@@ -62,7 +62,7 @@ def test_points_perfect_output():
     logits = torch.where(occluded, -10.0, 10.0)
     out = torch.cat([xy, logits[..., None]], -1).flatten(-2)
     batch = {"tracks": tracks, "occluded": occluded}
-    assert task.query_tokens(batch, torch.zeros(1, 8), 2).shape == (2, 3, 8)
+    assert task.query_tokens(batch, torch.zeros(2, 4, 16, 8), torch.zeros(1, 8)).shape == (2, 3, 8)
     metrics = task.metrics(task.predict(out, batch), batch)
     assert metrics["average_jaccard"] == pytest.approx(1.0) and metrics["occlusion_accuracy"] == pytest.approx(1.0)
 
