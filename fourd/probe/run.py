@@ -30,12 +30,18 @@ log = logging.getLogger(__name__)
 PICTURE_CLIPS = 4
 
 
-def clip_geometry(dataset: Dataset, num_classes: int) -> ClipGeometry:
+def clip_geometry(dataset: Dataset, num_classes: int, feature_width: int) -> ClipGeometry:
     """Clip shapes from the first item (datasets without tracks or boxes have none)."""
     item = dataset[0]
     _, t, h, w = item["video"].shape
     return ClipGeometry(
-        t, h, w, num_points=len(item.get("tracks", [])), num_objects=len(item.get("boxes", [])), num_classes=num_classes
+        t,
+        h,
+        w,
+        num_points=len(item.get("tracks", [])),
+        num_objects=len(item.get("boxes", [])),
+        num_classes=num_classes,
+        feature_width=feature_width,
     )
 
 
@@ -163,7 +169,7 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     backbone = load_backbone(cfg.backbone, cfg.random_backbone, cfg.seed)
     splits, num_classes, identity = probe_splits(cfg)
     data = split_tensors(cfg, backbone, splits, identity)
-    geometry = clip_geometry(splits["test"], num_classes)
+    geometry = clip_geometry(splits["test"], num_classes, backbone.width if backbone.reads_video else 0)
     record: dict[str, Any] = {"seed": cfg.seed}
     if backbone.reads_video:
         settings = head_settings(cfg)

@@ -82,7 +82,10 @@ def test_every_task_trains_evaluates_and_draws(tmp_path, task):
     assert record["task"] == task and record["backbone"] == "random" and record["seed"] == 0
     assert record["backbone_params"] == count_parameters(load_backbone("random", cfg.random_backbone).encoder)
     assert record["metrics"] == metrics and record["readout_params"] > record["backbone_params"] // 100
-    assert record["chosen"] == {"lr": 1e-3, "weight_decay": 0.05} and len(record["grid"]) == 1
+    settings = [{"lr": lr, "weight_decay": wd} for lr in cfg.train.lrs for wd in cfg.train.weight_decays]
+    assert (
+        record["chosen"] in settings and [{k: g[k] for k in ("lr", "weight_decay")} for g in record["grid"]] == settings
+    )
 
 
 def test_cached_features_equal_features_on_the_fly(tmp_path):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -21,6 +22,15 @@ class ClipGeometry:
     num_points: int = 0
     num_objects: int = 0
     num_classes: int = 0
+    feature_width: int = 0  # D of the backbone's features (0: no features, the trivial baseline)
+
+
+def features_on_grid(features: torch.Tensor, grid: tuple[int, int, int], image_size: tuple[int, int]) -> torch.Tensor:
+    """(B, T, h*w, D) features of (H, W) frames, resampled (trilinear) to a (t, y, x) grid -> (B, t*y*x, D)."""
+    b, t, n, d = features.shape
+    h = round(math.sqrt(n * image_size[0] / image_size[1]))
+    x = features.float().reshape(b, t, h, n // h, d).permute(0, 4, 1, 2, 3)
+    return F.interpolate(x, size=grid, mode="trilinear", align_corners=False).flatten(2).transpose(1, 2)
 
 
 class FourierEmbedding(nn.Module):

@@ -6,10 +6,11 @@ import math
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from fourd.models.readout import depth_from_patches
 from fourd.probe.metrics.depth import depth_metrics
-from fourd.probe.tasks.base import ClipGeometry, FourierEmbedding, ProbeTask
+from fourd.probe.tasks.base import ClipGeometry, FourierEmbedding, ProbeTask, features_on_grid
 from fourd.viz import colorize, save_grid
 
 LOSSES = ("l1", "silog")
@@ -39,14 +40,21 @@ class DepthTask(ProbeTask):
         self.outputs_per_query = math.prod(self.output_patch)
         centres = torch.stack(torch.meshgrid(*((torch.arange(n) + 0.5) / n for n in grid), indexing="ij"), -1)
         self.register_buffer("centres", centres.reshape(-1, 3), persistent=False)  # (Q, 3) t, y, x in [0, 1]
+        self.grid = tuple(grid)
         self.embed = FourierEmbedding(3, readout_width)
+        w = geometry.feature_width
+        self.content = nn.Sequential(nn.LayerNorm(w), nn.Linear(w, readout_width)) if w else None
         self.register_buffer("prior", torch.ones(self.shape), persistent=False)
 
     def query_tokens(
         self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor
     ) -> torch.Tensor:
-        """Each query is its output patch's learned token plus an embedding of where the patch is."""
-        return (learned + self.embed(self.centres)).expand(len(features), -1, -1)
+        """Each query is its output patch's learned token, an embedding of where the patch is, and the features
+        there (resampled to the patch grid), so that it starts from what the video shows at its place."""
+        tokens = (learned + self.embed(self.centres)).expand(len(features), -1, -1)
+        if self.content is None:
+            return tokens
+        return tokens + self.content(features_on_grid(features, self.grid, self.shape[1:]))
 
     def fit_prior(self, train: dict[str, torch.Tensor]) -> None:
         """The mean depth of each pixel over the train clips (where valid)."""

@@ -7,6 +7,7 @@ from einops import rearrange
 from fourd.probe.metrics.pose import relative_poses
 from fourd.probe.metrics.rotation import matrix_to_rotation_6d
 from fourd.probe.tasks import ClipGeometry, build_task
+from fourd.probe.tasks.base import features_on_grid
 from fourd.probe.tasks.points import first_visible_queries
 
 G = ClipGeometry(num_frames=4, height=16, width=16, num_points=3, num_objects=2, num_classes=5)
@@ -96,3 +97,23 @@ def test_classification_and_unknown_task():
     assert task.metrics(task.predict(out, {"label": labels}), {"label": labels})["top1"] == 1.0
     with pytest.raises(ValueError, match="unknown probe task"):
         build_task("optical_flow", G, 8)
+
+
+def test_features_on_their_own_grid_are_unchanged_and_in_raster_order():
+    features = torch.arange(4 * 6 * 1.0).reshape(1, 4, 6, 1)  # 4 frames of 2 x 3 tokens
+    on_grid = features_on_grid(features, (4, 2, 3), image_size=(16, 24))
+    torch.testing.assert_close(on_grid, features.reshape(1, 24, 1))
+
+
+def test_depth_queries_carry_the_features_at_their_patch():
+    geometry = ClipGeometry(num_frames=4, height=16, width=16, feature_width=8)
+    task = build_task("depth", geometry, 8, output_patch=(2, 8, 8))
+    learned = torch.zeros(task.num_queries, 8)
+    features = torch.randn(2, 4, 4, 8)
+    tokens = task.query_tokens({}, features, learned)
+    assert tokens.shape == (2, task.num_queries, 8)
+    assert not torch.allclose(tokens[0], tokens[1])  # two clips, two sets of queries
+    changed = features.clone()
+    changed[:, :, 0] += 5  # only the top-left token of every frame
+    moved = (task.query_tokens({}, changed, learned) - tokens).abs().sum(-1)
+    assert moved[0, 0] > 0 and moved[0, 3] == 0  # the top-left patch's query moved, the bottom-right one did not
