@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from fourd.files import atomic_write  # noqa: E402
 from fourd.probe.backbones import BASELINES  # noqa: E402
@@ -91,18 +92,25 @@ def scaling_plot(results: dict[Key, list[dict[str, Any]]], path: str | Path) -> 
                 ax.axhline(mean, color=style[0], linestyle=style[1], label=f"{name} {mean:.3f}")
                 tops.append(mean + std)
         encoders = [b for b in backbone_order(results) if (task, b) in results and b not in ("trivial", "pixels")]
+        sizes = []
         for name in encoders:
             mean, std = mean_std(results[(task, name)], metric)
             params = results[(task, name)][0]["backbone_params"]
-            ax.errorbar([params], [mean], yerr=[std], fmt="o", capsize=3, label=f"{Path(name).parent.name or name}")
+            nudge = 1 + 0.04 * sizes.count(params)  # backbones of one size side by side, not on top of each other
+            sizes.append(params)
+            label = Path(name).parent.name or name
+            ax.errorbar([params * nudge], [mean], yerr=[std], fmt="o", capsize=3, label=label)
             tops.append(mean + std)
         ax.set_xscale("log")
+        if sizes:
+            ax.set_xlim(min(sizes) / 3, max(sizes) * 3)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels collide
         ax.set_ylim(0, 1.15 * max(tops) if tops else 1)
         ax.set_title(task)
         ax.set_xlabel("encoder parameters")
         ax.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right" if higher else "upper right")
+        ax.legend(fontsize=7, loc="lower left")  # the values sit high on an axis from 0
     fig.tight_layout()
     out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
