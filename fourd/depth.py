@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(model, DepthModel):
             raise CheckpointError(f"{args.ckpt} holds an encoder without a depth readout")
         path = depth_video(model.to(args.device), args.video, args.out, args.fps)
-    except (CheckpointError, FileNotFoundError, VideoReadError) as err:
+    except (CheckpointError, FileNotFoundError, FileExistsError, VideoReadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {path} and {path.with_name(path.stem + '_frames')}/")

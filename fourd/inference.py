@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from tqdm import tqdm
 from fourd.data.clips import list_videos, sample_clip_indices
 from fourd.data.transforms import ClipTransform
 from fourd.data.video import VideoReadError, count_frames, read_frames, write_video
-from fourd.files import atomic_write
+from fourd.files import atomic_write, content_key
 from fourd.models.readout import DepthModel, readout_layer_index
 from fourd.models.vit import SpaceTimeViT
 from fourd.viz import colorize
@@ -55,20 +57,40 @@ def predict_depth(model: DepthModel, frames: np.ndarray, progress: bool = True) 
 def depth_video(model: DepthModel, src: str | Path, out: str | Path, fps: int = 8, progress: bool = True) -> Path:
     """Write `out` (mp4: RGB | colour-mapped depth) and `<out stem>_frames/` (one PNG per frame)."""
     src, out = Path(src), Path(out)
+    frames_dir = out.with_name(f"{out.stem}_frames")
+    if out.resolve() == src.resolve():
+        raise FileExistsError(f"--out {out} is the input video: choose another output")
+    if out.is_dir():
+        raise FileExistsError(f"--out {out} is a folder: give the output video's file name, e.g. {out / 'depth.mp4'}")
+    if frames_dir.exists():
+        raise FileExistsError(f"{frames_dir} exists: remove it or choose another --out (nothing is overwritten)")
     frames = read_frames(src, range(count_frames(src)))
     depth = predict_depth(model, frames, progress)
     rgb = (to_model_input(frames, depth.shape[1:])[0].permute(1, 2, 3, 0).numpy() * 255).round().astype(np.uint8)
     side_by_side = np.concatenate([rgb, colorize(depth)], axis=2)
-    frames_dir = out.with_name(f"{out.stem}_frames")
-    staging = out.with_name(f".{out.stem}_frames.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for i, frame in enumerate(side_by_side):
-        Image.fromarray(frame).save(staging / f"{i:05d}.png")
-    write_video(out, side_by_side, fps=fps)
-    shutil.rmtree(frames_dir, ignore_errors=True)
-    staging.rename(frames_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.stem}_frames.", dir=out.parent))
+    try:
+        for i, frame in enumerate(side_by_side):
+            Image.fromarray(frame).save(staging / f"{i:05d}.png")
+        write_video(out, side_by_side, fps=fps)
+        staging.rename(frames_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # only ours; gone after the rename
     return out
+
+
+def feature_file_names(videos: Sequence[Path], root: Path) -> dict[Path, str]:
+    """A distinct flat file name per video: `feature_file_name`, or, where two videos would share one
+    (x.mp4 and x.mkv, sub/a.mp4 and sub__a.mp4), that name with a hash of the video's path added."""
+    names = {video: feature_file_name(video, root) for video in videos}
+    counts = Counter(names.values())
+    return {
+        video: name
+        if counts[name] == 1
+        else f"{name.removesuffix('.safetensors')}.{content_key(video=str(video))[:8]}.safetensors"
+        for video, name in names.items()
+    }
 
 
 def feature_file_name(video: Path, root: Path) -> str:
@@ -97,12 +119,20 @@ def extract_features(
     c = encoder.config
     num_features = c.depth + 1
     layers = list(layers) if layers else [readout_layer_index(num_features, 0.95)]
+    outside = [i for i in layers if not -num_features <= i < num_features]
+    if outside:
+        raise ValueError(
+            f"--layer {' '.join(map(str, outside))}: this encoder has feature-list entries 0 to "
+            f"{num_features - 1} (or -{num_features} to -1 from the end)"
+        )
     layers = [i % num_features for i in layers]
     root = Path(videos) if Path(videos).is_dir() else Path(videos).parent
     transform = ClipTransform(c.image_size[0], train=False)
     device = next(encoder.parameters()).device
     written, failed = [], {}
-    for video in tqdm(list_videos(videos), desc="features", unit="video", disable=not progress):
+    found = list_videos(videos)
+    names = feature_file_names(found, root)
+    for video in tqdm(found, desc="features", unit="video", disable=not progress):
         try:
             indices = sample_clip_indices(count_frames(video), c.num_frames, stride)
             frames = torch.from_numpy(read_frames(video, indices)).permute(0, 3, 1, 2)
@@ -118,6 +148,6 @@ def extract_features(
             "grid": ",".join(str(n) for n in c.grid),
             "frame_indices": ",".join(str(i) for i in indices),
         }
-        path = Path(out_dir) / feature_file_name(video, root)
+        path = Path(out_dir) / names[video]
         written.append(atomic_write(path, lambda tmp, t=tensors, m=metadata: save_file(t, tmp, metadata=m)))
     return written, failed

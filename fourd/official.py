@@ -256,6 +256,8 @@ def convert_official(
     output_patch: tuple[int, int, int] = (2, 8, 8),
 ) -> Path:
     """Convert an official .npz to fourd safetensors (config in metadata); raises before writing on any mismatch."""
+    if Path(dst).resolve() == Path(src).resolve():
+        raise CheckpointError(f"the output {dst} is the source checkpoint: choose another output file")
     params = read_npz(src)
     try:
         config = official_model_config(params, num_frames, readout_depth, output_patch)

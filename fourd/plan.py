@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from fourd.train.plan import format_plan, plan_report
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fourd.plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -19,9 +20,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gpu-mem", type=float, default=80.0, help="GPU memory in GiB (default 80)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +exp=vit_e trainer.devices=8")
     args = parser.parse_intermixed_args(argv)
-    report = plan_report(args.overrides, args.gpu_mem)
+    try:
+        report = plan_report(args.overrides, args.gpu_mem)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(json.dumps(report, indent=1) if args.json else format_plan(report))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -34,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         "val": max(1, args.num // 8) if args.val is None else args.val,
         "test": max(1, args.num // 4) if args.test is None else args.test,
     }
-    root = generate_world(args.out, config, splits)
+    try:
+        root = generate_world(args.out, config, splits)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(f"4D world at {root}: " + ", ".join(f"{count} {split}" for split, count in splits.items()))
     return 0
 

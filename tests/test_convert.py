@@ -132,3 +132,20 @@ def test_safetensors_with_mismatching_config(fixtures_dir, tmp_path, capsys):
     save_weights(tmp_path / "lie.safetensors", model.state_dict(), "depth", config)
     with pytest.raises(CheckpointError, match=r"missing \(12\): encoder.blocks.4"):
         fourd.load(tmp_path / "lie.safetensors")
+
+
+def test_the_output_never_overwrites_the_source(fixtures_dir, tmp_path, capsys):
+    src = tmp_path / "params.npz"
+    src.write_bytes((fixtures_dir / "r4d_tiny" / "params.npz").read_bytes())
+    before = src.read_bytes()
+    assert main([str(src), str(src)]) == 1
+    assert "is the source checkpoint" in capsys.readouterr().err
+    assert src.read_bytes() == before
+
+
+def test_a_readout_depth_outside_the_encoder_writes_nothing(fixtures_dir, tmp_path, capsys):
+    dst = tmp_path / "d.safetensors"
+    src = fixtures_dir / "r4d_tiny" / "params.npz"
+    code = main([str(src), str(dst), "--output-patch", "2,4,4", "--readout-depth", "7"])
+    out, err = capsys.readouterr()
+    assert_clean_failure(code, out, err, dst, "readout_depth 7.0 is not a relative depth")

@@ -1,16 +1,18 @@
 """Whole-video inference: the depth demo and feature extraction on real (small) video files."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 from safetensors import safe_open
 
-from fourd.convert import convert_official
 from fourd.data.video import count_frames, read_frames
 from fourd.depth import main as depth_main
 from fourd.extract import main as extract_main
 from fourd.inference import feature_file_name, padded_windows
 from fourd.models.vit import SpaceTimeViT, ViTConfig
+from fourd.official import convert_official
 from fourd.viz import colorize
 from fourd.weights import save_encoder
 from tests.helpers.videos import write_broken_video, write_test_video
@@ -101,3 +103,40 @@ def test_extract_with_only_bad_videos_fails(tmp_path, capsys):
 def test_feature_file_names_are_flat_and_unique(tmp_path):
     assert feature_file_name(tmp_path / "a" / "b" / "c.mp4", tmp_path) == "a__b__c.safetensors"
     assert feature_file_name(tmp_path.parent / "x.mp4", tmp_path) == "x.safetensors"
+
+
+def test_depth_demo_overwrites_nothing(depth_ckpt, tmp_path, capsys):
+    video = write_test_video(tmp_path / "clip.mp4", num_frames=6, height=32, width=32)
+    before = video.read_bytes()
+    assert depth_main([str(video), "--ckpt", str(depth_ckpt), "--out", str(video)]) == 1
+    assert "is the input video" in capsys.readouterr().err and video.read_bytes() == before
+    mine = tmp_path / "mine_frames"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("my notes")
+    assert depth_main([str(video), "--ckpt", str(depth_ckpt), "--out", str(tmp_path / "mine.mp4")]) == 1
+    assert "mine_frames exists" in capsys.readouterr().err
+    assert (mine / "keep.txt").read_text() == "my notes" and not (tmp_path / "mine.mp4").exists()
+    folder = tmp_path / "results"
+    folder.mkdir()
+    assert depth_main([str(video), "--ckpt", str(depth_ckpt), "--out", str(folder)]) == 1
+    assert "is a folder" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+
+
+def test_extract_writes_one_file_per_video_even_where_names_collide(tmp_path, capsys):
+    config = ViTConfig(width=32, depth=1, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)
+    ckpt = save_encoder(tmp_path / "enc.safetensors", SpaceTimeViT(config))
+    videos = tmp_path / "videos"
+    (videos / "sub").mkdir(parents=True)
+    for path in (videos / "x.mp4", videos / "x.mkv", videos / "sub" / "a.mp4", videos / "sub__a.mp4"):
+        write_test_video(path)
+    out = tmp_path / "features"
+    assert extract_main(["--ckpt", str(ckpt), "--videos", str(videos), "--out", str(out)]) == 0
+    assert "wrote 4 feature files" in capsys.readouterr().out
+    sources = set()
+    for path in out.iterdir():
+        with safe_open(str(path), "pt") as f:
+            sources.add(Path(f.metadata()["video"]).relative_to(videos).as_posix())
+    assert sources == {"x.mp4", "x.mkv", "sub/a.mp4", "sub__a.mp4"}
+    assert extract_main(["--ckpt", str(ckpt), "--videos", str(videos), "--out", str(out), "--layer", "99", "-7"]) == 1
+    assert "entries 0 to 1" in capsys.readouterr().err

@@ -149,6 +149,9 @@ def generate_world(
     all. Files are written atomically, world.json last.
     """
     root = Path(root)
+    negative = {split: count for split, count in splits.items() if count < 0}
+    if negative or splits.get("train", 1) < 1:
+        raise ValueError(f"a world needs at least 1 train clip and no negative split: got {dict(splits)}")
     unknown = set(splits) - set(SPLIT_OFFSETS)
     if unknown:
         raise ValueError(f"unknown splits {sorted(unknown)}; known: {list(SPLIT_OFFSETS)}")

@@ -40,6 +40,8 @@ class ReadoutConfig:
 
     def __post_init__(self) -> None:
         self.output_patch = tuple(self.output_patch)
+        if not 0 < self.readout_depth <= 1:
+            raise ValueError(f"readout_depth {self.readout_depth} is not a relative depth in (0, 1]")
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
 

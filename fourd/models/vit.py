@@ -51,6 +51,10 @@ class ViTConfig:
         self.patch_size = tuple(self.patch_size)
         size = self.image_size
         self.image_size = (size, size) if isinstance(size, int) else tuple(size)
+        sizes = {"width": self.width, "depth": self.depth, "heads": self.heads, "mlp": self.mlp}
+        bad = [f"{name}={value}" for name, value in sizes.items() if not (isinstance(value, int) and value >= 1)]
+        if bad:
+            raise ValueError(f"encoder sizes must be positive whole numbers, got {', '.join(bad)}")
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
         for n, p, what in zip(

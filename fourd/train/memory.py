@@ -40,6 +40,8 @@ class TrainSetup:
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {STRATEGIES}")
+        if self.world_size < 1:
+            raise ValueError(f"the run needs at least 1 device, got a world size of {self.world_size}")
         object.__setattr__(self, "precision", resolve_precision(self.precision, bf16_gpu=True))
         if self.fsdp.cpu_offload and not self.sharded:
             raise ValueError("cpu_offload needs strategy fsdp")
@@ -214,6 +216,8 @@ def plan_memory(config: MAEConfig, batch: int, setup: TrainSetup | None = None) 
     fragmentation margin of FRAGMENTATION_MARGIN = 10% of all tensor bytes (allocator fragmentation and the
     short-lived buffers of the backward, e.g. activation gradients and FSDP reduce-scatter inputs).
     """
+    if batch < 1:
+        raise ValueError(f"the batch per device must be at least 1 clip, got {batch}")
     setup = setup or TrainSetup()
     acts = activation_bytes(config, batch, setup.precision, setup.activation_checkpointing)
     return _assemble(param_counts(config), setup, acts)

@@ -270,3 +270,9 @@ def test_cli_writes_a_tiny_world(tmp_path, capsys):
         dataset = WorldDataset(tmp_path, split)
         assert len(dataset) == 2 and dataset[1]["video"].shape == (3, 2, 16, 16)
         assert dataset[0]["tracks"].shape == (4, 2, 2) and dataset[0]["boxes"].shape == (1, 2, 4)
+
+
+def test_world_cli_refuses_a_negative_clip_count(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "w"), "--num", "-5"]) == 1
+    assert capsys.readouterr().err.startswith("error: a world needs at least 1 train clip")
+    assert not (tmp_path / "w" / "world.json").exists()

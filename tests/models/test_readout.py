@@ -209,3 +209,9 @@ def test_encoder_checkpoint_coverage(fixtures_dir, keys, count):
     assert used == set(params)
     assert num_params == listing[count]
     assert peak < 64 * 2**20, f"mapping the layout allocated {peak / 2**20:.0f} MiB"  # one fused qkv at most
+
+
+@pytest.mark.parametrize("readout_depth", [0.0, 7.0, -0.5])
+def test_readout_depth_is_relative(readout_depth):
+    with pytest.raises(ValueError, match="not a relative depth"):
+        ReadoutConfig(readout_depth=readout_depth)

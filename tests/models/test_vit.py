@@ -87,3 +87,10 @@ def test_grad_checkpointing_gives_same_gradients():
     model(video).square().mean().backward()
     for a, p in zip(plain, model.parameters(), strict=True):
         torch.testing.assert_close(a, p.grad)
+
+
+@pytest.mark.parametrize("field", ["depth", "width", "heads", "mlp"])
+@pytest.mark.parametrize("value", [0, -1])
+def test_encoder_sizes_must_be_positive(field, value):
+    with pytest.raises(ValueError, match=f"positive whole numbers, got {field}={value}"):
+        ViTConfig(**{field: value})

@@ -171,3 +171,12 @@ def test_plan_cli_table_says_when_it_does_not_fit(capsys):
     out = capsys.readouterr().out
     assert "fits in 80 GiB: no" in out
     assert "largest per-device batch that fits: 0" in out
+
+
+@pytest.mark.parametrize(
+    "override,message", [("trainer.devices=-3", "at least 1 device"), ("data.batch_size=-4", "at least 1 clip")]
+)
+def test_plan_refuses_impossible_runs(capsys, override, message):
+    assert main(["+exp=vit_b", override]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
