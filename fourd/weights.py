@@ -114,6 +114,10 @@ def load(path: str | Path, **encoder_overrides: Any) -> Model:
     e.g. attn_backend="reference".
     """
     state, metadata = read_weights(path)
+    non_finite = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    if non_finite:
+        shown = ", ".join(non_finite[:8]) + (" ..." if len(non_finite) > 8 else "")
+        raise CheckpointError(f"{path} holds nan or inf in {len(non_finite)} tensors: {shown}")
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path} has no fourd metadata (format/config); convert official .npz files first")
     kind, config = metadata.get("kind", "encoder"), json.loads(metadata["config"])

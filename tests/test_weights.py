@@ -120,3 +120,12 @@ def test_atomic_write_leaves_previous_file_on_failure(tmp_path):
         atomic_write(target, failing)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_non_finite_weights_are_refused_by_name(tmp_path):
+    encoder = SpaceTimeViT(CONFIG)
+    state = encoder.state_dict()
+    state["pos_embed"][0, 0, 0, 0] = float("inf")
+    path = save_encoder(tmp_path / "inf.safetensors", encoder, state)
+    with pytest.raises(CheckpointError, match=r"holds nan or inf in 1 tensors: pos_embed$"):
+        load_encoder(path)

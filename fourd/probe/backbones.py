@@ -17,9 +17,15 @@ from fourd.models.mae import patchify
 from fourd.models.readout import encoder_to_readout
 from fourd.models.resize import resize_time
 from fourd.models.vit import SpaceTimeViT, count_parameters
-from fourd.weights import load_encoder
+from fourd.weights import CheckpointError, load_encoder
 
 BASELINES = ("trivial", "pixels", "random")
+
+
+class BackboneError(ValueError):
+    """A `backbone=` that names no baseline and no loadable fourd weights file."""
+
+
 PIXEL_PATCH = (2, 8, 8)  # the tubelets of `pixels`: the demo encoder's patch size
 
 
@@ -89,8 +95,12 @@ def load_backbone(spec: str, random_arch: Mapping[str, Any], seed: int = 0) -> B
         return Backbone("random", f"random:{seed}:{sorted(encoder.config.to_dict().items())}", encoder.eval())
     path = Path(spec)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise BackboneError(
             f"backbone {spec!r} is none of {', '.join(BASELINES)} and not an existing .safetensors file"
         )
+    try:
+        encoder = load_encoder(path)
+    except CheckpointError as err:
+        raise BackboneError(f"backbone {spec!r}: {err}") from err
     stat = path.stat()
-    return Backbone(spec, f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}", load_encoder(path))
+    return Backbone(spec, f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}", encoder)

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from fourd.conf import compose
 from fourd.models.vit import count_parameters
-from fourd.probe.backbones import load_backbone
+from fourd.probe.backbones import BackboneError, load_backbone
 from fourd.probe.features import TensorSplit, stack_targets
 from fourd.probe.run import probe
 from fourd.report import main as report_main
@@ -152,7 +152,7 @@ def test_the_head_is_chosen_on_val_never_on_test(tmp_path, monkeypatch):
 
 
 def test_backbone_must_exist(tmp_path):
-    with pytest.raises(FileNotFoundError, match="none of trivial, pixels, random"):
+    with pytest.raises(BackboneError, match="none of trivial, pixels, random"):
         load_backbone("no/such/encoder.safetensors", {})
 
 
@@ -222,3 +222,35 @@ def test_probe_on_a_real_format_dataset(tmp_path):
     assert math.isfinite(metrics["abs_rel"])
     record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
     assert record["data"] == "scannet"
+
+
+def test_a_backbone_with_nan_weights_is_refused_in_one_line(tmp_path):
+    from fourd.models.vit import SpaceTimeViT, ViTConfig
+    from fourd.weights import save_encoder
+
+    encoder = SpaceTimeViT(
+        ViTConfig(width=32, depth=2, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)
+    )
+    state = encoder.state_dict()
+    state["blocks.1.mlp.fc2.weight"][0, 0] = float("nan")
+    path = save_encoder(tmp_path / "nan.safetensors", encoder, state)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fourd.probe",
+            f"backbone={path}",
+            f"cache_dir={tmp_path / 'c'}",
+            f"results={tmp_path / 'results.jsonl'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: backbone '{path}': {path} holds nan or inf in 1 tensors: blocks.1.mlp.fc2.weight"
+    )
+    assert not (tmp_path / "results.jsonl").exists() and not (tmp_path / "c").exists()  # nothing recorded or built
