@@ -20,13 +20,11 @@ from fourd.models.vit import SpaceTimeViT, count_parameters
 from fourd.weights import CheckpointError, load_encoder
 
 BASELINES = ("trivial", "pixels", "random")
+PIXEL_PATCH = (2, 8, 8)  # the tubelets of `pixels`: the demo encoder's patch size
 
 
 class BackboneError(ValueError):
     """A `backbone=` that names no baseline and no loadable fourd weights file."""
-
-
-PIXEL_PATCH = (2, 8, 8)  # the tubelets of `pixels`: the demo encoder's patch size
 
 
 def as_float_video(video: torch.Tensor) -> torch.Tensor:

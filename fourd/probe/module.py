@@ -77,10 +77,11 @@ def predict_split(
     """Predictions of every head on a whole split (concatenated on the CPU), and the split's targets."""
     preds: list[list[dict[str, torch.Tensor]]] = [[] for _ in heads]
     targets: list[dict[str, torch.Tensor]] = []
+    for head in heads:
+        head.eval()
     for batch in loader:
         on_device = {k: v.to(device) for k, v in batch.items()}
         for head, collected in zip(heads, preds, strict=True):
-            head.eval()
             out = head.task.predict(head(on_device), on_device)
             collected.append({k: v.cpu() for k, v in out.items()})
         targets.append({k: v for k, v in batch.items() if k != "features"})

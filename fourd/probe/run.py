@@ -93,10 +93,15 @@ def head_settings(cfg: DictConfig) -> list[HeadSetting]:
     return [HeadSetting(lr, wd) for lr, wd in itertools.product(cfg.train.lrs, cfg.train.weight_decays)]
 
 
+def probe_task(cfg: DictConfig, geometry: ClipGeometry) -> ProbeTask:
+    """The configured task, sized for the clips and the readout width."""
+    return build_task(cfg.probe.task, geometry, cfg.readout.width, **OmegaConf.to_container(cfg.probe.options))
+
+
 def build_head(cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone) -> ProbeHead:
     """A fresh task and probe readout sized for the clips and the backbone's features."""
     r = cfg.readout
-    task = build_task(cfg.probe.task, geometry, r.width, **OmegaConf.to_container(cfg.probe.options))
+    task = probe_task(cfg, geometry)
     config = ReadoutConfig(
         width=r.width,
         heads=r.heads,
@@ -162,45 +167,57 @@ def append_result(path: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def probe_with_heads(
+    cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone, data: dict[str, TensorSplit], run_dir: Path
+) -> tuple[ProbeHead, dict[str, float], dict[str, Any]]:
+    """Train the head grid on train, choose on val, score the chosen head on test: (head, test metrics, record)."""
+    settings = head_settings(cfg)
+    heads = [build_head(cfg, geometry, backbone) for _ in settings]
+    train_heads(cfg, heads, settings, data["train"], run_dir)
+    device = next(heads[0].parameters()).device
+    val_preds, val_targets = predict_split(heads, DataLoader(data["val"], cfg.train.batch_size), device)
+    val_metrics = [h.task.metrics(p, val_targets) for h, p in zip(heads, val_preds, strict=True)]
+    chosen = best_head(heads[0].task, val_metrics)
+    head = heads[chosen]
+    (test_preds,), test_targets = predict_split([head], DataLoader(data["test"], cfg.train.batch_size), device)
+    metric = head.task.headline[0]
+    record = {
+        "chosen": {"lr": settings[chosen].lr, "weight_decay": settings[chosen].weight_decay},
+        "val": {metric: val_metrics[chosen][metric]},
+        "grid": [
+            {"lr": s.lr, "weight_decay": s.weight_decay, f"val_{metric}": m[metric]}
+            for s, m in zip(settings, val_metrics, strict=True)
+        ],
+        "readout_params": count_parameters(head),
+    }
+    return head, head.task.metrics(test_preds, test_targets), record
+
+
+def probe_prior(
+    cfg: DictConfig, geometry: ClipGeometry, data: dict[str, TensorSplit]
+) -> tuple[ProbeTask, dict[str, float], dict[str, Any]]:
+    """The `trivial` baseline: the task's prior fitted on train targets, scored on test (task, metrics, record)."""
+    task = probe_task(cfg, geometry)
+    task.fit_prior(data["train"].tensors)
+    metrics = task.metrics(task.predict_prior(data["test"].tensors), data["test"].tensors)
+    return task, metrics, {"chosen": None, "val": None, "grid": [], "readout_params": 0}
+
+
 def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """Train the head grid on train, choose on val, evaluate the chosen head on test; append one JSON line."""
+    """Train the head grid on train, choose on val, evaluate the chosen head on test (or score the `trivial`
+    prior); write a picture and append one JSON line of results."""
     start = time.time()
     L.seed_everything(cfg.seed, workers=True)
     backbone = load_backbone(cfg.backbone, cfg.random_backbone, cfg.seed)
     splits, num_classes, identity = probe_splits(cfg)
     data = split_tensors(cfg, backbone, splits, identity)
     geometry = clip_geometry(splits["test"], num_classes, backbone.width if backbone.reads_video else 0)
-    record: dict[str, Any] = {"seed": cfg.seed}
     if backbone.reads_video:
-        settings = head_settings(cfg)
-        heads = [build_head(cfg, geometry, backbone) for _ in settings]
-        train_heads(cfg, heads, settings, data["train"], run_dir)
-        device = next(heads[0].parameters()).device
-        val_preds, val_targets = predict_split(heads, DataLoader(data["val"], cfg.train.batch_size), device)
-        val_metrics = [h.task.metrics(p, val_targets) for h, p in zip(heads, val_preds, strict=True)]
-        chosen = best_head(heads[0].task, val_metrics)
-        test = DataLoader(data["test"], cfg.train.batch_size)
-        (test_preds,), test_targets = predict_split([heads[chosen]], test, device)
-        head, task = heads[chosen], heads[chosen].task
-        metrics = task.metrics(test_preds, test_targets)
-        metric = task.headline[0]
-        record.update(
-            chosen={"lr": settings[chosen].lr, "weight_decay": settings[chosen].weight_decay},
-            val={metric: val_metrics[chosen][metric]},
-            grid=[
-                {"lr": s.lr, "weight_decay": s.weight_decay, f"val_{metric}": m[metric]}
-                for s, m in zip(settings, val_metrics, strict=True)
-            ],
-            readout_params=count_parameters(head),
-        )
+        head, metrics, record = probe_with_heads(cfg, geometry, backbone, data, run_dir)
+        task = head.task
     else:
-        head, task = (
-            None,
-            build_task(cfg.probe.task, geometry, cfg.readout.width, **OmegaConf.to_container(cfg.probe.options)),
-        )
-        task.fit_prior(data["train"].tensors)
-        metrics = task.metrics(task.predict_prior(data["test"].tensors), data["test"].tensors)
-        record.update(chosen=None, val=None, grid=[], readout_params=0)
+        head = None
+        task, metrics, record = probe_prior(cfg, geometry, data)
     if cfg.pictures:
         picture = write_picture(
             task, head, backbone, splits["test"], cfg.readout.readout_depth, run_dir / f"{task.name}.png"
@@ -214,6 +231,7 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             "data": cfg.probe_data.name,
             "backbone": backbone.name,
             "backbone_params": backbone.params,
+            "seed": cfg.seed,
             **record,
             "metrics": metrics,
             "wall_time_s": round(time.time() - start, 1),
