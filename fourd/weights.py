@@ -13,6 +13,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from fourd.errors import FourdError
 from fourd.files import atomic_write
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 from fourd.models.readout import DepthConfig, DepthModel
@@ -28,7 +29,7 @@ Model = SpaceTimeViT | DepthModel | MaskedAutoencoder
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "_forward_module.", "_checkpoint_wrapped_module.")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FourdError, ValueError):
     """A weights file that does not fit the model it claims to hold."""
 
 

@@ -1,5 +1,6 @@
 """The import graph flows one way (DESIGN.md): models/ imports only models/, data/ never imports models/,
-train/ and probe/ never import each other, entry points import only their package, and nothing is a cycle."""
+train/ and probe/ never import each other, entry points import only their package (and fourd.errors, which
+reports user errors), and nothing is a cycle."""
 
 from __future__ import annotations
 
@@ -55,7 +56,11 @@ def test_models_import_only_models():
 
 
 def test_data_imports_no_model_and_no_upper_floor():
-    assert imports_of("fourd.data") <= {"fourd.files"}
+    assert imports_of("fourd.data") <= {"fourd.files", "fourd.errors"}
+
+
+def test_errors_import_nothing_of_fourd():
+    assert GRAPH["fourd.errors"] == set()
 
 
 @pytest.mark.parametrize("package,other", [("fourd.train", "fourd.probe"), ("fourd.probe", "fourd.train")])
@@ -66,8 +71,8 @@ def test_train_and_probe_never_import_each_other(package, other):
 @pytest.mark.parametrize(
     "main,allowed",
     [
-        ("fourd.train.__main__", ("fourd.train", "fourd.conf")),
-        ("fourd.probe.__main__", ("fourd.probe", "fourd.conf")),
+        ("fourd.train.__main__", ("fourd.train", "fourd.conf", "fourd.errors")),
+        ("fourd.probe.__main__", ("fourd.probe", "fourd.conf", "fourd.errors")),
         ("fourd.models.__main__", ("fourd.models",)),
     ],
 )

@@ -3,7 +3,8 @@ config groups turned into model configs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from fourd.errors import ConfigError
 from fourd.models.mae import DecoderConfig, MAEConfig
 from fourd.models.vit import ViTConfig
 
@@ -27,19 +29,32 @@ def compose(config_name: str, overrides: Sequence[str] = (), return_hydra_config
 ENCODER_FIELDS = ("width", "depth", "heads", "mlp", "patch_size", "num_frames", "image_size", "attn_backend")
 
 
+@contextmanager
+def config_group(name: str) -> Iterator[None]:
+    """Raise a bad value (ValueError) or key (TypeError) found inside as a ConfigError naming the config group
+    it is about (`model: ... depth=0`)."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{name}: {err}") from err
+
+
 def encoder_config(model: Mapping[str, Any]) -> ViTConfig:
     """The encoder of a `model` config group: a registry size plus the fields it overrides."""
     m = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
-    return ViTConfig.from_size(m["size"], **{k: m[k] for k in ENCODER_FIELDS if k in m})
+    with config_group("model"):
+        return ViTConfig.from_size(m["size"], **{k: m[k] for k in ENCODER_FIELDS if k in m})
 
 
 def mae_config(model: Mapping[str, Any]) -> MAEConfig:
     """The MAE of a `model` config group (encoder, decoder, masking)."""
     m = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
-    return MAEConfig(
-        encoder=encoder_config(m),
-        decoder=DecoderConfig(**m["decoder"]),
-        mask_ratio=m["mask_ratio"],
-        masking=m["masking"],
-        norm_pix_loss=m["norm_pix_loss"],
-    )
+    encoder = encoder_config(m)
+    with config_group("model"):
+        return MAEConfig(
+            encoder=encoder,
+            decoder=DecoderConfig(**m["decoder"]),
+            mask_ratio=m["mask_ratio"],
+            masking=m["masking"],
+            norm_pix_loss=m["norm_pix_loss"],
+        )

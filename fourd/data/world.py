@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from fourd.data.sampler import item_seed
 from fourd.data.synthetic import random_oscillation, random_uniform
+from fourd.errors import ConfigError
 from fourd.files import atomic_write, content_key
 
 MOTIONS = ("left", "right", "forward", "backward", "orbit")
@@ -151,10 +152,10 @@ def generate_world(
     root = Path(root)
     negative = {split: count for split, count in splits.items() if count < 0}
     if negative or splits.get("train", 1) < 1:
-        raise ValueError(f"a world needs at least 1 train clip and no negative split: got {dict(splits)}")
+        raise ConfigError(f"a world needs at least 1 train clip and no negative split: got {dict(splits)}")
     unknown = set(splits) - set(SPLIT_OFFSETS)
     if unknown:
-        raise ValueError(f"unknown splits {sorted(unknown)}; known: {list(SPLIT_OFFSETS)}")
+        raise ConfigError(f"unknown splits {sorted(unknown)}; known: {list(SPLIT_OFFSETS)}")
     meta = {"config": asdict(config), "splits": dict(splits)}
     manifest = root / "world.json"
     previous = json.loads(manifest.read_text()) if manifest.is_file() else None

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from fourd.models.vit import LN_EPS, Block, BlockStack, SpaceTimeViT, ViTConfig, init_transformer_weights
+from fourd.models.vit import LN_EPS, Block, BlockStack, SpaceTimeViT, ViTConfig, check_sizes, init_transformer_weights
 
 MASKINGS = ("random", "tube")
 
@@ -96,6 +96,9 @@ class DecoderConfig:
     depth: int = 4
     heads: int = 8
     mlp: int = 2048
+
+    def __post_init__(self) -> None:
+        check_sizes("decoder", width=self.width, depth=self.depth, heads=self.heads, mlp=self.mlp)
 
 
 @dataclass

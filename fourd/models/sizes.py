@@ -52,4 +52,6 @@ def resolve_size(name: str) -> ViTSize:
         return VIT_SIZES[OFFICIAL_NAMES[key]]
     if key.lower() in VIT_SIZES:
         return VIT_SIZES[key.lower()]
-    raise KeyError(f"unknown ViT size {name!r}; known: {', '.join(VIT_SIZES)} (official: {', '.join(OFFICIAL_NAMES)})")
+    raise ValueError(
+        f"unknown ViT size {name!r}; known: {', '.join(VIT_SIZES)} (official: {', '.join(OFFICIAL_NAMES)})"
+    )

@@ -33,6 +33,20 @@ def config_dict(config: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
+def check_sizes(what: str, **sizes: int | tuple[int, ...]) -> None:
+    """Raise ValueError naming every size that is not a positive whole number (or tuple of them)."""
+
+    def positive(value: int | tuple[int, ...]) -> bool:
+        values = value if isinstance(value, tuple) else (value,)
+        return all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in values)
+
+    bad = [f"{name}={value}" for name, value in sizes.items() if not positive(value)]
+    if bad:
+        raise ValueError(f"{what} sizes must be positive whole numbers, got {', '.join(bad)}")
+    if "width" in sizes and "heads" in sizes and sizes["width"] % sizes["heads"]:
+        raise ValueError(f"{what} width {sizes['width']} is not divisible by heads {sizes['heads']}")
+
+
 @dataclass
 class ViTConfig:
     """Everything needed to rebuild an encoder; stored in checkpoint metadata."""
@@ -48,15 +62,15 @@ class ViTConfig:
     attn_backend: str = "auto"
 
     def __post_init__(self) -> None:
-        self.patch_size = tuple(self.patch_size)
         size = self.image_size
         self.image_size = (size, size) if isinstance(size, int) else tuple(size)
-        sizes = {"width": self.width, "depth": self.depth, "heads": self.heads, "mlp": self.mlp}
-        bad = [f"{name}={value}" for name, value in sizes.items() if not (isinstance(value, int) and value >= 1)]
-        if bad:
-            raise ValueError(f"encoder sizes must be positive whole numbers, got {', '.join(bad)}")
-        if self.width % self.heads:
-            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+        self.patch_size = tuple(self.patch_size)
+        if len(self.patch_size) != 3:
+            raise ValueError(f"patch_size {list(self.patch_size)} must be 3 numbers: frames, height, width")
+        if len(self.image_size) != 2:
+            raise ValueError(f"image_size {list(self.image_size)} must be one number or 2: height, width")
+        check_sizes("encoder", width=self.width, depth=self.depth, heads=self.heads, mlp=self.mlp)
+        check_sizes("encoder", patch_size=self.patch_size, num_frames=self.num_frames, image_size=self.image_size)
         for n, p, what in zip(
             (self.num_frames, *self.image_size), self.patch_size, ("num_frames", "height", "width"), strict=True
         ):

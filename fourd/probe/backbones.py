@@ -13,6 +13,7 @@ import torch
 from einops import rearrange
 
 from fourd.conf import encoder_config
+from fourd.errors import FourdError
 from fourd.models.mae import patchify
 from fourd.models.readout import encoder_to_readout
 from fourd.models.resize import resize_time
@@ -23,7 +24,7 @@ BASELINES = ("trivial", "pixels", "random")
 PIXEL_PATCH = (2, 8, 8)  # the tubelets of `pixels`: the demo encoder's patch size
 
 
-class BackboneError(ValueError):
+class BackboneError(FourdError, ValueError):
     """A `backbone=` that names no baseline and no loadable fourd weights file."""
 
 

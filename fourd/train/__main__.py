@@ -9,16 +9,18 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fourd.conf import CONFIG_DIR
-from fourd.train.nonfinite import NonFiniteLossError
+from fourd.errors import reported
+from fourd.train.preemption import PREEMPTED_EXIT_CODE, Preemption
 from fourd.train.run import train
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    try:
-        train(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except NonFiniteLossError as error:
-        raise SystemExit(f"error: {error}") from None
+    hydra_cfg = HydraConfig.get()
+    with reported():
+        trainer = train(cfg, Path(hydra_cfg.runtime.output_dir), hydra_cfg)
+    if trainer is not None and Preemption.stopped(trainer):
+        raise SystemExit(PREEMPTED_EXIT_CODE)  # not 0: an orchestrator must not take the run as finished
 
 
 if __name__ == "__main__":

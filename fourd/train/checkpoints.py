@@ -11,10 +11,13 @@ import logging
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+
+from fourd.errors import one_line
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.ckpt$")
@@ -47,6 +50,34 @@ def list_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(directory: str | Path) -> Path | None:
     found = list_checkpoints(directory)
     return found[-1][1] if found else None
+
+
+def checkpoint_damage(path: Path) -> str | None:
+    """Why a checkpoint cannot be loaded, or None if it reads: a file must be a zip archive (torch.save) whose
+    members all pass their CRC; a sharded one needs readable metadata and every shard file at full length."""
+    if path.is_file():
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError) as err:
+            return f"not a torch.save archive ({one_line(err)})"
+        return f"member {bad} fails its CRC check" if bad else None
+    if not (path / DCP_METADATA).is_file():
+        return f"no {DCP_METADATA}: not a checkpoint, or one whose writing never finished"
+    from torch.distributed.checkpoint import FileSystemReader
+
+    try:
+        storage = FileSystemReader(str(path)).read_metadata().storage_data
+    except Exception as err:  # a damaged pickle can raise nearly anything
+        return f"unreadable {DCP_METADATA} ({one_line(err)})"
+    needed: dict[str, int] = {}
+    for info in storage.values():
+        needed[info.relative_path] = max(needed.get(info.relative_path, 0), info.offset + info.length)
+    for name, length in sorted(needed.items()):
+        shard = path / name
+        if not shard.is_file() or shard.stat().st_size < length:
+            return f"shard {name} is missing or shorter than its {length} bytes"
+    return None
 
 
 def remove_path(path: Path) -> None:
@@ -114,14 +145,17 @@ class RollingCheckpoint(L.Callback):
         trainer.save_checkpoint(temporary, weights_only=False)  # the full training state
         if trainer.is_global_zero:
             commit(temporary, final)
-            self.prune()
+            self.prune(trainer.global_step)
             log.info(f"saved {final}")
         trainer.strategy.barrier("fourd.weights.end")
         self.saved_step = trainer.global_step
         return final
 
-    def prune(self) -> None:
+    def prune(self, step: int) -> None:
+        """Keep the newest `keep_last` checkpoints up to `step`; later ones (left by an attempt that resumed from
+        an earlier step, e.g. past a damaged checkpoint) are neither counted nor removed: saving their step
+        again replaces them."""
         if self.keep_last <= 0:
             return
-        for _, path in list_checkpoints(self.dirpath)[: -self.keep_last]:
+        for _, path in [(s, p) for s, p in list_checkpoints(self.dirpath) if s <= step][: -self.keep_last]:
             remove_path(path)

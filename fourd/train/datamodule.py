@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fourd.data.sampler import ResumableSampler, SeededItems
+from fourd.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class VideoDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if len(dataset) < batch_size:
-            raise ValueError(f"dataset has {len(dataset)} clips, fewer than one batch of {batch_size}")
+            raise ConfigError(f"dataset has {len(dataset)} clips, fewer than one batch of {batch_size}")
         self.dataset = dataset
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -49,7 +50,7 @@ class VideoDataModule(L.LightningDataModule):
             self.dataset, num_replicas=world, rank=rank, seed=self.seed, batch_size=self.batch_size
         )
         if len(sampler) < self.batch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"dataset has {len(self.dataset)} clips: {len(sampler)} per rank over {world} ranks, "
                 f"fewer than one batch of {self.batch_size}"
             )

@@ -21,6 +21,7 @@ from torch.distributed.checkpoint import FileSystemReader
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
+from fourd.errors import ConfigError, one_line
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 from fourd.models.vit import SpaceTimeViT
 from fourd.train.checkpoints import DCP_METADATA, latest_checkpoint
@@ -30,11 +31,6 @@ WHATS = ("encoder", "mae")
 LIGHTNING_META = "meta.pt"  # Lightning's non-tensor state (hyper_parameters, global_step, ...) of a DCP checkpoint
 DCP_MODEL = "state_dict."  # Lightning saves {"state_dict": module state, "optimizer_0": ...}; DCP flattens the keys
 MODEL = "model."  # TrainModule keeps the MaskedAutoencoder at attribute `model`
-
-
-def one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -124,7 +120,7 @@ def training_config(meta: dict[str, Any], source: Path) -> MAEConfig:
 def export_checkpoint(src: str | Path, dst: str | Path, what: str = "encoder") -> Path:
     """Write the encoder (or the whole MAE) of a pretraining checkpoint to one safetensors; nothing on any error."""
     if what not in WHATS:
-        raise ValueError(f"unknown export {what!r}; choose one of {WHATS}")
+        raise ConfigError(f"unknown export {what!r}; choose one of {WHATS}")
     path = resolve_checkpoint(src)
     prefix = MODEL + "encoder." if what == "encoder" else MODEL
     state, meta = read_training_checkpoint(path, prefix)

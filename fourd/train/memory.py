@@ -14,6 +14,7 @@ from math import ceil, prod
 import torch
 from torch import nn
 
+from fourd.errors import ConfigError
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 from fourd.train.parallelize import STRATEGIES, FSDPConfig
 from fourd.train.precision import resolve_precision
@@ -39,12 +40,12 @@ class TrainSetup:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {STRATEGIES}")
+            raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of {STRATEGIES}")
         if self.world_size < 1:
-            raise ValueError(f"the run needs at least 1 device, got a world size of {self.world_size}")
+            raise ConfigError(f"the run needs at least 1 device, got a world size of {self.world_size}")
         object.__setattr__(self, "precision", resolve_precision(self.precision, bf16_gpu=True))
         if self.fsdp.cpu_offload and not self.sharded:
-            raise ValueError("cpu_offload needs strategy fsdp")
+            raise ConfigError("cpu_offload needs strategy fsdp")
         self.shards  # noqa: B018  (validates the shard group against the world size)
 
     @property
@@ -217,7 +218,7 @@ def plan_memory(config: MAEConfig, batch: int, setup: TrainSetup | None = None) 
     short-lived buffers of the backward, e.g. activation gradients and FSDP reduce-scatter inputs).
     """
     if batch < 1:
-        raise ValueError(f"the batch per device must be at least 1 clip, got {batch}")
+        raise ConfigError(f"the batch per device must be at least 1 clip, got {batch}")
     setup = setup or TrainSetup()
     acts = activation_bytes(config, batch, setup.precision, setup.activation_checkpointing)
     return _assemble(param_counts(config), setup, acts)

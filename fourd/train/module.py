@@ -97,6 +97,7 @@ class TrainModule(L.LightningModule):
             log.warning(f"skipped {self.bad_steps.total} steps with a non-finite loss")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["schedule_steps"] = self.schedule_steps()
         checkpoint["rng_states"] = gather_rng_states()
         checkpoint["fourd_counters"] = {
             "skipped_videos": gather_objects(self.skipped_videos),
@@ -104,6 +105,12 @@ class TrainModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved, now = checkpoint.get("schedule_steps"), self.schedule_steps()
+        if saved is not None and saved != now:
+            log.warning(
+                f"the checkpoint's run was scheduled for {saved} steps, this one for {now} (trainer.max_steps "
+                f"changed): the learning-rate schedule is rebuilt for {now} steps, so the lr changes at the resume"
+            )
         counters = checkpoint.get("fourd_counters", {})
         self.bad_steps.total, self.bad_steps.in_a_row = counters.get("bad_steps", (0, 0))
         states, skipped = checkpoint.get("rng_states"), counters.get("skipped_videos")
@@ -121,11 +128,15 @@ class TrainModule(L.LightningModule):
     def global_batch_size(self) -> int:
         return self.trainer.datamodule.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches
 
+    def schedule_steps(self) -> int:
+        """The optimizer steps the learning-rate schedule spans."""
+        return int(self.trainer.estimated_stepping_batches)
+
     def configure_optimizers(self) -> dict[str, Any]:
         c = self.optim_config
         lr = scaled_lr(c.base_lr, self.global_batch_size())
         optimizer = build_adamw(self.model, c, lr, self.model.no_weight_decay())
-        total = int(self.trainer.estimated_stepping_batches)
+        total = self.schedule_steps()
         schedule = partial(
             warmup_cosine,
             warmup_steps=min(c.warmup_steps, total // 2 or 1),

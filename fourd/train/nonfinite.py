@@ -6,10 +6,12 @@ import logging
 
 import torch
 
+from fourd.errors import ConfigError, FourdError
+
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(FourdError, RuntimeError):
     """The loss was nan or inf for too many consecutive steps."""
 
 
@@ -18,7 +20,7 @@ class BadStepCounter:
 
     def __init__(self, max_in_a_row: int = 10) -> None:
         if max_in_a_row < 1:
-            raise ValueError(f"max_bad_steps must be at least 1, got {max_in_a_row}")
+            raise ConfigError(f"max_bad_steps must be at least 1, got {max_in_a_row}")
         self.max_in_a_row = max_in_a_row
         self.total = 0
         self.in_a_row = 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from fourd.errors import ConfigError
 
 FUSED_DEVICES = ("cuda", "cpu")  # where build_adamw picks the fused kernel by default
 
@@ -18,6 +21,20 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_steps: int = 1000
     fused: bool | None = None  # None: fused on CUDA and CPU (torch >= 2.4), where the kernel exists
+
+    def __post_init__(self) -> None:
+        checks = {
+            "base_lr": (self.base_lr, lambda v: v > 0, "a positive number"),
+            "min_lr_ratio": (self.min_lr_ratio, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+            "weight_decay": (self.weight_decay, lambda v: v >= 0, "a number >= 0"),
+            "warmup_steps": (self.warmup_steps, lambda v: v >= 0 and v == int(v), "a whole number >= 0"),
+        }
+        for index, beta in enumerate(self.betas):
+            checks[f"betas[{index}]"] = (beta, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        for key, (value, valid, expected) in checks.items():
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not (number and valid(value)):
+                raise ConfigError(f"optimizer.{key}={value!r} must be {expected}")
 
 
 def scaled_lr(base_lr: float, global_batch: int) -> float:

@@ -14,6 +14,7 @@ from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy, Str
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
+from fourd.errors import ConfigError
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 
 try:  # public since torch 2.6
@@ -51,9 +52,9 @@ class FSDPConfig:
 
     def __post_init__(self) -> None:
         if self.sharding not in SHARDINGS:
-            raise ValueError(f"unknown FSDP sharding {self.sharding!r}; choose one of {SHARDINGS}")
+            raise ConfigError(f"unknown FSDP sharding {self.sharding!r}; choose one of {SHARDINGS}")
         if self.param_dtype is not None and self.param_dtype not in PARAM_DTYPES:
-            raise ValueError(f"unknown param_dtype {self.param_dtype!r}; choose one of {PARAM_DTYPES}")
+            raise ConfigError(f"unknown param_dtype {self.param_dtype!r}; choose one of {PARAM_DTYPES}")
 
     def shard_group_size(self, world_size: int, devices_per_node: int) -> int:
         """Ranks that share one copy of the model: all of them (full), or `shard_size` (hybrid; default one node)."""
@@ -61,7 +62,7 @@ class FSDPConfig:
             return world_size
         shard = self.shard_size or devices_per_node
         if world_size % shard:
-            raise ValueError(f"hybrid sharding: world size {world_size} is not a multiple of shard_size {shard}")
+            raise ConfigError(f"hybrid sharding: world size {world_size} is not a multiple of shard_size {shard}")
         return shard
 
 
@@ -78,7 +79,7 @@ def build_strategy(name: str, world_size: int, ddp_kwargs: dict[str, Any] | None
         return DDPStrategy(**(ddp_kwargs or {}))
     if name == "fsdp":
         return ModelParallelStrategy(data_parallel_size=world_size, tensor_parallel_size=1)
-    raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+    raise ConfigError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
 
 
 def fsdp_mesh(config: FSDPConfig, world_mesh: DeviceMesh, devices_per_node: int) -> DeviceMesh:
@@ -103,7 +104,7 @@ def shard_model(
     `forward_methods` are root methods other than `forward` that run the model (they unshard it too).
     """
     if config.cpu_offload and device.type != "cuda":
-        raise ValueError(
+        raise ConfigError(
             "strategy.cpu_offload needs a CUDA device: it keeps sharded parameters, gradients and "
             f"AdamW states in pinned host memory for the GPU (this run is on {device.type})"
         )

@@ -10,6 +10,7 @@ from fourd.models.mae import MAEConfig
 from fourd.train.memory import FRAGMENTATION_MARGIN, GiB, TrainSetup, max_batch_that_fits, plan_memory
 from fourd.train.parallelize import FSDPConfig, fsdp_settings
 from fourd.train.run import world_size
+from fourd.train.settings import check_settings
 
 ROWS = (
     ("params", "parameters (fp32 master)"),
@@ -25,6 +26,7 @@ ROWS = (
 def training_setup(overrides: list[str]) -> tuple[str, MAEConfig, int, TrainSetup]:
     """Compose the train config with Hydra overrides: (run name, MAE config, clips per device, setup)."""
     cfg = compose("train", overrides)
+    check_settings(cfg)
     world = world_size(cfg.trainer)
     setup = TrainSetup(
         strategy=cfg.strategy.name,

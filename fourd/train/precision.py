@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fourd.errors import ConfigError
+
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 ALIASES = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
 
@@ -12,5 +14,5 @@ def resolve_precision(precision: str | int, bf16_gpu: bool) -> str:
         return "bf16-mixed" if bf16_gpu else "32-true"
     name = ALIASES.get(str(precision), str(precision))
     if name not in PRECISIONS:
-        raise ValueError(f"unsupported precision {precision!r}; choose one of {', '.join(PRECISIONS)} or auto")
+        raise ConfigError(f"unsupported precision {precision!r}; choose one of {', '.join(PRECISIONS)} or auto")
     return name

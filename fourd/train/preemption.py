@@ -23,6 +23,7 @@ from fourd.train.distributed import any_rank
 
 log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: stopped early with its state saved; run again with resume=auto
 
 
 def slurm_job_id() -> str | None:
@@ -77,6 +78,11 @@ class Preemption(L.Callback):
         if trainer.is_global_zero and job is not None:
             requeue_slurm_job(job)
         trainer.should_stop = True
+
+    @staticmethod
+    def stopped(trainer: L.Trainer) -> bool:
+        """Whether this trainer's run was stopped by a preemption signal."""
+        return any(isinstance(c, Preemption) and c.preempted for c in trainer.callbacks)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for signum, handler in self._previous.items():

@@ -12,20 +12,23 @@ import torch
 from hydra.utils import instantiate
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import LearningRateMonitor, ThroughputMonitor
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from fourd.conf import mae_config
+from fourd.conf import config_group, mae_config
+from fourd.errors import ConfigError
 from fourd.models.flops import mae_flops
 from fourd.models.mae import MAEConfig
 from fourd.models.zoo import parameter_counts
 from fourd.train.callbacks import EncoderExport, ReconstructionImages
-from fourd.train.checkpoints import RollingCheckpoint, latest_checkpoint
+from fourd.train.checkpoints import RollingCheckpoint, checkpoint_damage, list_checkpoints
 from fourd.train.datamodule import VideoDataModule
 from fourd.train.logs import training_loggers
 from fourd.train.module import TrainModule
 from fourd.train.parallelize import build_strategy, fsdp_settings
 from fourd.train.precision import resolve_precision
 from fourd.train.preemption import Preemption
+from fourd.train.rundir import locked_run_dir, record_config
+from fourd.train.settings import check_settings
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +43,30 @@ def world_size(trainer_cfg: DictConfig) -> int:
     devices = trainer_cfg.devices
     if devices in ("auto", -1, "-1"):
         devices = torch.cuda.device_count() if torch.cuda.is_available() and trainer_cfg.accelerator != "cpu" else 1
-    count = len(devices) if isinstance(devices, (list, tuple)) else int(devices)
+    count = len(devices) if isinstance(devices, (list, tuple, ListConfig)) else int(devices)
     return count * int(trainer_cfg.num_nodes)
 
 
 def resolve_resume(resume: str | None, checkpoint_dir: Path) -> str | None:
-    """None, 'auto' (newest complete checkpoint of this run directory, if any) or a path that must exist."""
+    """None, 'auto' (the newest checkpoint of this run directory that reads, if any) or a checkpoint that must
+    exist and read."""
     if resume in (None, "", "none"):
         return None
     if resume == "auto":
-        latest = latest_checkpoint(checkpoint_dir)
-        if latest is not None:
-            log.info(f"resuming from {latest}")
-            return str(latest)
-        log.info(f"resume=auto: no complete checkpoint in {checkpoint_dir} yet, starting fresh")
+        for _, path in reversed(list_checkpoints(checkpoint_dir)):
+            damage = checkpoint_damage(path)
+            if damage is None:
+                log.info(f"resuming from {path}")
+                return str(path)
+            log.warning(f"resume=auto: skipping damaged {path}: {damage}")
+        log.info(f"resume=auto: no readable checkpoint in {checkpoint_dir} yet, starting fresh")
         return None
-    if not Path(resume).exists():
+    path = Path(resume)
+    if not path.exists():
         raise FileNotFoundError(f"resume={resume}: no such checkpoint")
+    damage = checkpoint_damage(path)
+    if damage is not None:
+        raise ConfigError(f"resume={resume} is not a checkpoint fourd can resume from: {damage}")
     return resume
 
 
@@ -93,14 +103,16 @@ def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Tra
     if cfg.export_encoder:
         callbacks.append(EncoderExport(run_dir / "encoder.safetensors", skip_if=lambda: preemption.preempted))
     loggers = training_loggers(run_dir, flush_every_n_steps=trainer_kwargs["log_every_n_steps"])
-    return L.Trainer(
-        **trainer_kwargs,
-        strategy=build_strategy(strategy_cfg.name, world_size(cfg.trainer), ddp_kwargs),
-        callbacks=callbacks,
-        logger=loggers,
-        default_root_dir=run_dir,
-        plugins=cluster_plugins(),
-    )
+    strategy = build_strategy(strategy_cfg.name, world_size(cfg.trainer), ddp_kwargs)
+    with config_group("trainer"):
+        return L.Trainer(
+            **trainer_kwargs,
+            strategy=strategy,
+            callbacks=callbacks,
+            logger=loggers,
+            default_root_dir=run_dir,
+            plugins=cluster_plugins(),
+        )
 
 
 def describe(config: MAEConfig) -> str:
@@ -111,8 +123,30 @@ def describe(config: MAEConfig) -> str:
     )
 
 
-def train(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
-    """Run (or, with dry_run, only build and describe) the pretraining described by `cfg`."""
+def warn_if_never_resumes(resume: str | None, hydra_cfg: DictConfig | None) -> None:
+    """resume=auto in a run directory named by the start time: a restart gets a new one and finds nothing."""
+    if resume != "auto" or hydra_cfg is None:
+        return
+    pattern = str(OmegaConf.to_container(hydra_cfg.run, resolve=False)["dir"])
+    if "${now:" in pattern:
+        log.warning(
+            f"resume=auto, but the run directory is named by the start time (hydra.run.dir={pattern}): a restarted "
+            "run gets a new directory and can never resume. Set hydra.run.dir to a fixed path."
+        )
+
+
+def train(cfg: DictConfig, run_dir: Path, hydra_cfg: DictConfig | None = None) -> L.Trainer | None:
+    """Run (or, with dry_run, only build and describe) the pretraining described by `cfg`, alone in `run_dir`;
+    `hydra_cfg` (Hydra's settings of this run) is recorded beside the config."""
+    check_settings(cfg)
+    with locked_run_dir(run_dir):
+        record_config(run_dir, cfg, hydra_cfg)
+        warn_if_never_resumes(cfg.resume, hydra_cfg)
+        return fit(cfg, run_dir)
+
+
+def fit(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
+    ckpt_path = resolve_resume(cfg.resume, run_dir / "checkpoints")
     config = mae_config(cfg.model)
     log.info(f"model: {describe(config)}")
     L.seed_everything(cfg.seed, workers=True)
@@ -131,5 +165,5 @@ def train(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
     if cfg.dry_run:
         log.info(f"dry run: config composed, data ({len(datamodule.dataset)} clips), module and trainer built")
         return None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_resume(cfg.resume, run_dir / "checkpoints"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     return trainer

@@ -27,7 +27,7 @@ def test_registry_matches_official_sizes(fixtures_dir):
     assert resolve_size("ViT-G/16") == VIT_SIZES["bigg"]
     assert resolve_size("22b") == VIT_SIZES["22b"] and VIT_SIZES["22b"].width == 6144
     assert len({n.lower() for n in VIT_SIZES}) == len(VIT_SIZES)  # config file names never collide
-    with pytest.raises(KeyError, match="unknown ViT size"):
+    with pytest.raises(ValueError, match="unknown ViT size"):
         resolve_size("xl")
 
 
@@ -94,3 +94,18 @@ def test_grad_checkpointing_gives_same_gradients():
 def test_encoder_sizes_must_be_positive(field, value):
     with pytest.raises(ValueError, match=f"positive whole numbers, got {field}={value}"):
         ViTConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"patch_size": (2, 8)}, r"patch_size \[2, 8\] must be 3 numbers"),
+        ({"patch_size": (2, 0, 8)}, r"patch_size=\(2, 0, 8\)"),
+        ({"image_size": (64, 64, 3)}, r"image_size \[64, 64, 3\] must be one number or 2"),
+        ({"num_frames": 0}, "num_frames=0"),
+        ({"depth": True}, "depth=True"),
+    ],
+)
+def test_shapes_that_cannot_work_are_named(fields, message):
+    with pytest.raises(ValueError, match=message):
+        ViTConfig(**fields)

@@ -21,6 +21,7 @@ import torch
 from fourd.train.checkpoints import list_checkpoints
 from fourd.train.logs import read_metric
 from fourd.train.nonfinite import NonFiniteLossError
+from fourd.train.preemption import PREEMPTED_EXIT_CODE
 from tests.helpers import REPO
 from tests.helpers.videos import write_broken_video, write_test_video
 
@@ -210,7 +211,7 @@ def test_sigterm_saves_a_checkpoint_stops_and_resumes_exactly(tmp_path, single_p
     proc = train(run_dir, "export_encoder=true")
     wait_until(lambda: logged_steps(run_dir) >= 3, [proc])
     os.kill(proc.pid, signal.SIGTERM)  # the main process only, as a scheduler's preemption notice
-    assert proc.wait(timeout=120) == 0
+    assert proc.wait(timeout=120) == PREEMPTED_EXIT_CODE  # saved, not finished
     saved = [step for step, _ in list_checkpoints(run_dir / "checkpoints")]
     stopped_at = logged_steps(run_dir) + 1
     assert saved[-1] == stopped_at < STEPS  # saved at the very step it stopped, not at a multiple of 2
@@ -241,7 +242,7 @@ def test_sigusr1_on_slurm_saves_then_requeues_the_job(tmp_path):
     )
     wait_until(lambda: logged_steps(run_dir) >= 2, [proc])
     os.kill(proc.pid, signal.SIGUSR1)  # what `#SBATCH --signal=USR1@120` sends before the time limit
-    assert proc.wait(timeout=120) == 0
+    assert proc.wait(timeout=120) == PREEMPTED_EXIT_CODE
     assert calls.read_text().split() == ["requeue", "4242"]
     assert list_checkpoints(run_dir / "checkpoints")[-1][0] == logged_steps(run_dir) + 1
 

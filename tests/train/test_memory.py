@@ -174,7 +174,8 @@ def test_plan_cli_table_says_when_it_does_not_fit(capsys):
 
 
 @pytest.mark.parametrize(
-    "override,message", [("trainer.devices=-3", "at least 1 device"), ("data.batch_size=-4", "at least 1 clip")]
+    "override,message",
+    [("trainer.devices=-3", "trainer.devices=-3 must be"), ("data.batch_size=-4", "data.batch_size=-4 must be")],
 )
 def test_plan_refuses_impossible_runs(capsys, override, message):
     assert main(["+exp=vit_b", override]) == 1

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from fourd.errors import ConfigError
 from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
 from fourd.models.vit import ViTConfig
 from fourd.train.optim import OptimConfig, build_adamw, param_groups, scaled_lr
@@ -35,3 +36,14 @@ def test_adamw_betas_and_fused_kernel_by_default(model):
     assert not build_adamw(model, OptimConfig(fused=False), 1e-3, model.no_weight_decay()).defaults["fused"]
     model(torch.rand(2, 3, 4, 32, 32)).loss.backward()
     opt.step()
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("base_lr", -1e-4), ("base_lr", 0.0), ("base_lr", "abc"), ("base_lr", float("nan")), ("weight_decay", -0.1)]
+    + [("min_lr_ratio", 1.5), ("warmup_steps", -3), ("warmup_steps", 2.5), ("betas", (0.9, 1.0))],
+)
+def test_settings_that_cannot_work_are_named_as_given(field, value):
+    """The message names the optimizer key and the value the user gave (not, e.g., the batch-scaled lr)."""
+    with pytest.raises(ConfigError, match=rf"^optimizer\.{field}(\[1\])?="):
+        OptimConfig(**{field: value})

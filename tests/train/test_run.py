@@ -180,3 +180,18 @@ def test_the_demo_loss_falls_by_a_margin(tmp_path):
     losses = read_metric(tmp_path, "train/loss")
     early, late = (sum(losses[s] for s in range(a, a + 10)) / 10 for a in (20, 110))
     assert late < 0.5 * early, (early, late)
+
+
+@pytest.mark.slow
+def test_resuming_with_another_max_steps_says_the_schedule_is_rebuilt(tmp_path, caplog):
+    from fourd.train.run import train
+
+    def run(*overrides: str) -> None:
+        train(compose("train", ["+exp=demo", *TINY, "trainer.enable_progress_bar=false", *overrides]), tmp_path)
+
+    run("trainer.max_steps=2")
+    run("trainer.max_steps=4", "resume=auto")
+    assert "scheduled for 2 steps, this one for 4 (trainer.max_steps changed)" in caplog.text
+    caplog.clear()
+    run("trainer.max_steps=4", "resume=auto")  # the same 4 steps: nothing to say
+    assert "trainer.max_steps changed" not in caplog.text

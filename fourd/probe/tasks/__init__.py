@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fourd.errors import ConfigError
 from fourd.probe.tasks.base import ClipGeometry, ProbeTask
 from fourd.probe.tasks.boxes import BoxTrackingTask
 from fourd.probe.tasks.classification import ClassificationTask
@@ -23,7 +24,7 @@ TASKS: dict[str, type[ProbeTask]] = {
 def build_task(name: str, geometry: ClipGeometry, readout_width: int, **options: Any) -> ProbeTask:
     """A task by name, sized for the clips described by `geometry`."""
     if name not in TASKS:
-        raise ValueError(f"unknown probe task {name!r}; choose one of {', '.join(TASKS)}")
+        raise ConfigError(f"unknown probe task {name!r}; choose one of {', '.join(TASKS)}")
     return TASKS[name](geometry, readout_width, **options)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fourd.errors import ConfigError
 from fourd.models.readout import depth_from_patches
 from fourd.probe.metrics.depth import depth_metrics
 from fourd.probe.tasks.base import ClipGeometry, FourierEmbedding, ProbeTask, features_on_grid
@@ -31,7 +32,7 @@ class DepthTask(ProbeTask):
     ) -> None:
         super().__init__(geometry, readout_width)
         if loss not in LOSSES:
-            raise ValueError(f"unknown depth loss {loss!r}; choose one of {LOSSES}")
+            raise ConfigError(f"unknown depth loss {loss!r}; choose one of {LOSSES}")
         self.output_patch = tuple(output_patch)
         self.loss_name = loss
         self.shape = (geometry.num_frames, geometry.height, geometry.width)

@@ -1,0 +1,71 @@
+"""Errors that are the user's input, not a bug, and how entry points report them: one `error:` line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+TRACEBACK_VARIABLES = ("FOURD_TRACEBACK", "HYDRA_FULL_ERROR")
+
+
+class FourdError(Exception):
+    """Bad input from the user: entry points print its message as one `error:` line and exit non-zero."""
+
+
+class ConfigError(FourdError, ValueError):
+    """A setting that cannot work; the message names the key."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """What an entry point reports as one line: fourd's own errors, missing or existing files, and, where the
+    program uses them, Lightning's misconfiguration and OmegaConf's key and type errors (which name the key)."""
+    errors: list[type[BaseException]] = [FourdError, FileNotFoundError, FileExistsError]
+    if "lightning" in sys.modules:  # never imported just to report an error
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+        errors.append(MisconfigurationException)
+    if "omegaconf" in sys.modules:
+        from omegaconf.errors import OmegaConfBaseException
+
+        errors.append(OmegaConfBaseException)
+    return tuple(errors)
+
+
+def user_error(error: BaseException) -> BaseException | None:
+    """The user error behind `error`: itself, or the one Hydra's `instantiate` wrapped; None for a bug."""
+    wrappers: tuple[type[BaseException], ...] = ()
+    if "hydra" in sys.modules:
+        from hydra.errors import InstantiationException
+
+        wrappers = (InstantiationException,)
+    while isinstance(error, wrappers) and error.__cause__ is not None:
+        error = error.__cause__
+    return error if isinstance(error, user_errors()) else None
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an error's message (its type name if the message is empty)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def show_traceback() -> bool:
+    return any(os.environ.get(name, "") not in ("", "0") for name in TRACEBACK_VARIABLES)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn a user error raised inside into `error: <first line>` on stderr and exit 1.
+
+    With FOURD_TRACEBACK=1 (or HYDRA_FULL_ERROR=1) the error propagates with its traceback instead.
+    """
+    try:
+        yield
+    except Exception as error:
+        cause = user_error(error)
+        if cause is None or show_traceback():
+            raise
+        print(f"error: {one_line(cause)}", file=sys.stderr)
+        raise SystemExit(1) from None

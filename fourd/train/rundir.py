@@ -1,0 +1,67 @@
+"""One pretraining run per run directory: a lock held while training, then the run's config recorded.
+
+Hydra's own config record (`hydra.output_subdir`) is off in train.yaml, because Hydra writes it before the
+task starts, i.e. before a second run into the same directory could be refused; fourd writes the same three
+files (`.hydra/config.yaml`, `hydra.yaml`, `overrides.yaml`) once the lock is held.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from fourd.errors import FourdError
+from fourd.files import atomic_write
+
+LOCK_NAME = ".lock"
+CONFIG_RECORD = ".hydra"
+
+
+class RunDirBusyError(FourdError):
+    """Another run is training in this run directory."""
+
+
+@contextmanager
+def locked_run_dir(run_dir: Path) -> Iterator[None]:
+    """Hold `run_dir/.lock` (an exclusive flock, released when the process ends however it ends) on the global
+    rank 0 process; other ranks share rank 0's run. Raise RunDirBusyError if another process holds it."""
+    if rank_zero_only.rank != 0:
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_NAME
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise RunDirBusyError(
+                f"{run_dir} is in use by another fourd.train run ({holder}): wait for it to end, or choose "
+                "another hydra.run.dir"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)  # the file stays (removing it would race with a run that opened it meanwhile)
+
+
+def record_config(run_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig | None) -> None:
+    """Write the run's config (and Hydra's, with the command-line overrides) under `run_dir/.hydra/`."""
+    if rank_zero_only.rank != 0:
+        return
+    records = {"config.yaml": cfg}
+    if hydra_cfg is not None:
+        records |= {"hydra.yaml": OmegaConf.create({"hydra": hydra_cfg}), "overrides.yaml": hydra_cfg.overrides.task}
+    for name, config in records.items():
+        atomic_write(run_dir / CONFIG_RECORD / name, lambda tmp, config=config: OmegaConf.save(config, tmp))

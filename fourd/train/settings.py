@@ -1,0 +1,51 @@
+"""Check a composed train config's plain settings before anything is built, so a bad one is named by its key."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from fourd.errors import ConfigError
+
+WHOLE_NUMBERS = {  # key: the smallest value that means something
+    "seed": 0,
+    "max_bad_steps": 1,
+    "throughput_window": 1,
+    "checkpoint.every_n_steps": 0,
+    "checkpoint.keep_last": 0,
+    "images.every_n_steps": 0,
+    "images.num_clips": 0,
+    "data.batch_size": 1,
+    "data.num_workers": 0,
+    "trainer.max_steps": -1,  # -1: no limit
+    "trainer.num_nodes": 1,
+    "trainer.log_every_n_steps": 1,
+    "trainer.accumulate_grad_batches": 1,
+}
+
+
+def is_whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_devices(devices: object) -> None:
+    """`auto`, -1 (every device), a count >= 1, or a list of device indices."""
+    if devices in ("auto", -1, "-1"):
+        return
+    if is_whole_number(devices) and devices >= 1:
+        return
+    if (
+        isinstance(devices, (list, tuple, ListConfig))
+        and devices
+        and all(is_whole_number(d) and d >= 0 for d in devices)
+    ):
+        return
+    raise ConfigError(f"trainer.devices={devices!r} must be auto, -1 (all), a count >= 1 or a list of device indices")
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first setting of WHOLE_NUMBERS or trainer.devices that cannot work."""
+    for key, smallest in WHOLE_NUMBERS.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not (is_whole_number(value) and value >= smallest):
+            raise ConfigError(f"{key}={value!r} must be a whole number >= {smallest}")
+    check_devices(OmegaConf.select(cfg, "trainer.devices", default="auto"))
