@@ -4,6 +4,7 @@ model config in the metadata, written atomically, and one `load` that reads them
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,27 @@ def save_weights(
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
+def conversion_hint(path: Path) -> str | None:
+    """The command that turns a file fourd cannot load directly into one it can (None: no known format)."""
+    if path.is_dir() and (path / ".metadata").is_file():
+        return f"a sharded training checkpoint: export it first with `python -m fourd.export {path}`"
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if any(name.endswith(".npy") for name in names):
+        return f"an .npz (official 4DS?) checkpoint: convert it with `python -m fourd.convert {path} OUT.safetensors`"
+    if any(name.endswith("data.pkl") for name in names):
+        return f"a torch.save file (a training checkpoint?): export it first with `python -m fourd.export {path}`"
+    return None
+
+
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file; a clear error for missing or corrupt files."""
+    """Tensors and metadata of a safetensors file; a clear error for missing, corrupt or other-format files."""
     path = Path(path)
+    hint = conversion_hint(path) if path.exists() else None
+    if hint is not None:
+        raise CheckpointError(f"{path} is not a safetensors file but {hint}")
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
     try:

@@ -4,6 +4,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+import fourd
 from fourd.files import atomic_write
 from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
 from fourd.models.readout import DepthConfig, DepthModel, ReadoutConfig
@@ -106,6 +107,23 @@ def test_corrupt_and_foreign_files_fail_clearly(tmp_path):
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
     with pytest.raises(CheckpointError, match="no fourd metadata"):
         load_encoder(tmp_path / "foreign.safetensors")
+
+
+def test_checkpoints_of_other_formats_name_the_command_that_converts_them(tmp_path):
+    import numpy as np
+    import torch.distributed.checkpoint as dcp
+
+    np.savez(tmp_path / "official.npz", w=np.zeros(2))
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, tmp_path / "step_2.ckpt")
+    with pytest.warns(UserWarning, match="single process"):
+        dcp.save({"w": torch.zeros(2)}, checkpoint_id=tmp_path / "step_4.ckpt")
+    for name, command in [
+        ("official.npz", "python -m fourd.convert"),
+        ("step_2.ckpt", "python -m fourd.export"),
+        ("step_4.ckpt", "python -m fourd.export"),
+    ]:
+        with pytest.raises(CheckpointError, match=f"is not a safetensors file but .*`{command} {tmp_path / name}"):
+            fourd.load(tmp_path / name)
 
 
 def test_atomic_write_leaves_previous_file_on_failure(tmp_path):
