@@ -88,11 +88,11 @@ def check_readable(source: str | Path, videos: Sequence[Path], backend: str | No
 
 
 class VideoClipDataset(Dataset):
-    """Clips {"video": uint8 (C, T, size, size), "skipped": int} from the videos of ``source``.
+    """Clips {"video": uint8 (C, T, size, size), "index": int, "skipped": int} from the videos of ``source``.
 
     At construction the videos are listed and probed until one reads (:func:`check_readable`). An
-    unreadable video is warned about once, remembered, and replaced by the next one; "skipped" counts the
-    unreadable videos passed over for this item.
+    unreadable video is warned about once, remembered, and replaced by the next one: the item reads video
+    "index" after passing over the "skipped" unreadable videos before it (:meth:`passed_over`).
     """
 
     def __init__(
@@ -126,11 +126,12 @@ class VideoClipDataset(Dataset):
         rng = random.Random(f"{torch.initial_seed()}:{index}") if self.train else None
         attempts = min(self.max_retries, len(self.videos))
         for skipped in range(attempts):
-            path = self.videos[(index + skipped) % len(self.videos)]
+            position = (index + skipped) % len(self.videos)
+            path = self.videos[position]
             if path in self.unreadable:
                 continue
             try:
-                return {"video": self._read(path, rng), "skipped": skipped}
+                return {"video": self._read(path, rng), "index": position, "skipped": skipped}
             except VideoReadError as error:
                 warnings.warn(f"skipping unreadable video: {error}", stacklevel=2)
                 self.unreadable[path] = str(error)
@@ -138,6 +139,10 @@ class VideoClipDataset(Dataset):
             f"{attempts} consecutive unreadable videos under {self.source} from item {index} "
             f"(last: {self.unreadable[path]}): check the dataset"
         )
+
+    def passed_over(self, index: int, skipped: int) -> list[Path]:
+        """The unreadable videos skipped by an item that read video ``index`` after skipping ``skipped``."""
+        return [self.videos[(index - k) % len(self.videos)] for k in range(skipped, 0, -1)]
 
     def _read(self, path: Path, rng: random.Random | None) -> torch.Tensor:
         frames = read_clip(

@@ -12,8 +12,9 @@ from torch.utils.data import DataLoader
 from fourd.data import clips, video
 from fourd.data.clips import UnreadableSourceError, VideoClipDataset, list_videos, sample_clip_indices
 from fourd.data.transforms import ClipTransform
+from fourd.data.video import write_video
 from fourd.errors import FourdError
-from tests.helpers.videos import BROKEN_KINDS, READER_BACKENDS, write_broken_video, write_test_video
+from tests.helpers.videos import BROKEN_KINDS, READER_BACKENDS, make_frames, write_broken_video, write_test_video
 
 RED, GREEN, BLUE = (200, 50, 50), (50, 200, 50), (50, 50, 200)
 
@@ -218,3 +219,28 @@ def test_probing_stops_at_the_first_readable_video(tmp_path, monkeypatch):
     monkeypatch.setattr(clips, "read_frames", read_frames)
     VideoClipDataset(tmp_path, size=32)
     assert probed == ["0_empty.mp4", "1_truncated.mp4", "2_text.mp4", "3_red.mp4"]
+
+
+@pytest.mark.parametrize("backend", READER_BACKENDS)
+def test_items_name_the_video_read_and_the_ones_passed_over(tmp_path, backend):
+    write_mixed_folder(tmp_path)
+    dataset = VideoClipDataset(tmp_path, num_frames=4, stride=2, size=32, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        items = [dataset[index] for index in range(6)]
+
+    assert [(item["index"], item["skipped"]) for item in items] == [(3, 3), (3, 2), (3, 1), (3, 0), (4, 0), (5, 0)]
+    assert [path.name for path in dataset.passed_over(3, 2)] == ["1_truncated.mp4", "2_text.mp4"]
+    assert dataset.passed_over(4, 0) == []
+    assert dataset.passed_over(0, 1) == [dataset.videos[-1]]  # an item that wrapped around skipped the last video
+
+
+def test_videos_too_narrow_for_decord_are_read_and_an_empty_file_is_still_skipped(tmp_path):
+    pytest.importorskip("decord")
+    write_broken_video(tmp_path / "0_empty.mp4", "empty")
+    write_video(tmp_path / "1_tiny.mp4", make_frames(num_frames=6, height=2, width=2))
+    dataset = VideoClipDataset(tmp_path, num_frames=4, stride=1, size=8, backend="decord")
+
+    with pytest.warns(UserWarning, match="0_empty.mp4"):
+        item = dataset[0]
+    assert (item["index"], item["skipped"]) == (1, 1) and item["video"].shape == (3, 4, 8, 8)
