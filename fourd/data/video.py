@@ -98,7 +98,8 @@ def _guarded(path: str | Path, action: Callable[[], T]) -> T:
     except VideoReadError:
         raise
     except Exception as error:  # decord: RuntimeError, DECORDError; PyAV: av.FFmpegError; IndexError...
-        raise VideoReadError(path, f"{type(error).__name__}: {error}") from error
+        detail = error.strerror if isinstance(error, av.FFmpegError) else error  # FFmpeg's message, no errno or path
+        raise VideoReadError(path, f"{type(error).__name__}: {detail}") from error
 
 
 def _require_frames(num_frames: int) -> int:

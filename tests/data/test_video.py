@@ -93,7 +93,7 @@ def test_unreadable_files_raise_video_read_error(tmp_path, backend, kind):
 
     with pytest.raises(VideoReadError, match=f"{kind}.mp4") as error:
         read_frames(path, range(12), backend=backend)
-    assert error.value.path == path and error.value.reason
+    assert error.value.path == path and error.value.reason and str(path) not in error.value.reason
     if kind != "truncated":  # a truncated file keeps its header, so only decoding fails
         with pytest.raises(VideoReadError, match=f"{kind}.mp4"):
             count_frames(path, backend=backend)
