@@ -5,13 +5,21 @@ from __future__ import annotations
 import csv
 import random
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
 from fourd.data.transforms import ClipTransform
-from fourd.data.video import VIDEO_EXTENSIONS, VideoReadError, read_clip
+from fourd.data.video import VIDEO_EXTENSIONS, VideoReadError, read_clip, read_frames
+from fourd.errors import FourdError
+
+MAX_REASONS_SHOWN = 3
+
+
+class UnreadableSourceError(FourdError):
+    """A video source in which no video can be read."""
 
 
 def sample_clip_indices(
@@ -61,11 +69,30 @@ def _videos_in_csv(source: Path) -> list[Path]:
     return [source.parent / cell for cell in cells]  # an absolute cell replaces the folder
 
 
-class VideoClipDataset(Dataset):
-    """Clips {"video": uint8 (C, T, size, size), "skipped": int} from the videos of ``source``.
+def check_readable(source: str | Path, videos: Sequence[Path], backend: str | None = None, tries: int = 16) -> None:
+    """Raise UnreadableSourceError unless one of ``tries`` videos spread over ``videos`` reads.
 
-    Only paths are listed at construction. An unreadable video is warned about once, remembered, and
-    replaced by the next one; "skipped" counts the unreadable videos passed over for this item.
+    Probing stops at the first readable video, so a usable source costs one read, however large it is.
+    """
+    count = min(tries, len(videos))
+    errors: list[VideoReadError] = []
+    for k in range(count):
+        try:
+            read_frames(videos[k * len(videos) // count], [0], backend)
+            return
+        except VideoReadError as error:
+            errors.append(error)
+    reasons = "; ".join(f"{error.path}: {error.reason}" for error in errors[:MAX_REASONS_SHOWN])
+    more = "; ..." if len(errors) > MAX_REASONS_SHOWN else ""
+    raise UnreadableSourceError(f"no readable video in {source} ({count} of {len(videos)} tried): {reasons}{more}")
+
+
+class VideoClipDataset(Dataset):
+    """Clips {"video": uint8 (C, T, size, size), "index": int, "skipped": int} from the videos of ``source``.
+
+    At construction the videos are listed and probed until one reads (:func:`check_readable`). An
+    unreadable video is warned about once, remembered, and replaced by the next one: the item reads video
+    "index" after passing over the "skipped" unreadable videos before it (:meth:`passed_over`).
     """
 
     def __init__(
@@ -82,6 +109,7 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"need positive values, got {num_frames=}, {stride=}, {max_retries=}")
         self.source = Path(source)
         self.videos = list_videos(source)
+        check_readable(source, self.videos, backend)
         self.num_frames = num_frames
         self.stride = stride
         self.train = train
@@ -98,11 +126,12 @@ class VideoClipDataset(Dataset):
         rng = random.Random(f"{torch.initial_seed()}:{index}") if self.train else None
         attempts = min(self.max_retries, len(self.videos))
         for skipped in range(attempts):
-            path = self.videos[(index + skipped) % len(self.videos)]
+            position = (index + skipped) % len(self.videos)
+            path = self.videos[position]
             if path in self.unreadable:
                 continue
             try:
-                return {"video": self._read(path, rng), "skipped": skipped}
+                return {"video": self._read(path, rng), "index": position, "skipped": skipped}
             except VideoReadError as error:
                 warnings.warn(f"skipping unreadable video: {error}", stacklevel=2)
                 self.unreadable[path] = str(error)
@@ -110,6 +139,10 @@ class VideoClipDataset(Dataset):
             f"{attempts} consecutive unreadable videos under {self.source} from item {index} "
             f"(last: {self.unreadable[path]}): check the dataset"
         )
+
+    def passed_over(self, index: int, skipped: int) -> list[Path]:
+        """The unreadable videos skipped by an item that read video ``index`` after skipping ``skipped``."""
+        return [self.videos[(index - k) % len(self.videos)] for k in range(skipped, 0, -1)]
 
     def _read(self, path: Path, rng: random.Random | None) -> torch.Tensor:
         frames = read_clip(

@@ -1,4 +1,4 @@
-"""Read frames from video files (decord, or PyAV as fallback) and write mp4 files (PyAV).
+"""Read frames from video files (decord, or PyAV where decord is missing or fails) and write mp4 files (PyAV).
 
 Every reader is opened inside the call that needs it, so nothing is open when DataLoader workers fork,
 and every failure surfaces as :class:`VideoReadError`.
@@ -34,7 +34,7 @@ class VideoReadError(RuntimeError):
 
 @functools.cache
 def video_backend() -> str:
-    """The default reader: "decord" where it is installed, else "av" (PyAV)."""
+    """The default reader: "decord" (PyAV for the videos decord fails on) where it is installed, else "av" (PyAV)."""
     return "decord" if importlib.util.find_spec("decord") is not None else "av"
 
 
@@ -52,7 +52,8 @@ def read_frames(path: str | Path, indices: Sequence[int], backend: str | None = 
 def read_clip(path: str | Path, choose_indices: IndexChooser, backend: str | None = None) -> np.ndarray:
     """Like :func:`read_frames`, with indices picked by ``choose_indices(num_frames)`` in the same opening."""
     read = _READERS[_backend_name(backend)]
-    return _guarded(path, lambda: read(Path(path), choose_indices))
+    choose_once = functools.cache(choose_indices)  # a fallback reader gets the same frames for the same length
+    return _guarded(path, lambda: read(Path(path), choose_once))
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
@@ -97,7 +98,8 @@ def _guarded(path: str | Path, action: Callable[[], T]) -> T:
     except VideoReadError:
         raise
     except Exception as error:  # decord: RuntimeError, DECORDError; PyAV: av.FFmpegError; IndexError...
-        raise VideoReadError(path, f"{type(error).__name__}: {error}") from error
+        detail = error.strerror if isinstance(error, av.FFmpegError) else error  # FFmpeg's message, no errno or path
+        raise VideoReadError(path, f"{type(error).__name__}: {detail}") from error
 
 
 def _require_frames(num_frames: int) -> int:
@@ -157,5 +159,21 @@ def _read_av(path: Path, choose_indices: IndexChooser) -> np.ndarray:
     return np.stack([frames[index] for index in indices])
 
 
-_COUNTERS: dict[str, Callable[[Path], int]] = {"decord": _count_decord, "av": _count_av}
-_READERS: dict[str, Callable[[Path, IndexChooser], np.ndarray]] = {"decord": _read_decord, "av": _read_av}
+def _or_av(decord_action: Callable[..., T], av_action: Callable[..., T]) -> Callable[..., T]:
+    """``decord_action``, or ``av_action`` where decord fails (it refuses some valid videos, very narrow ones
+    among them); a video that neither reads fails with PyAV's reason."""
+
+    def action(path: Path, *args) -> T:
+        try:
+            return decord_action(path, *args)
+        except Exception:
+            return av_action(path, *args)
+
+    return action
+
+
+_COUNTERS: dict[str, Callable[[Path], int]] = {"decord": _or_av(_count_decord, _count_av), "av": _count_av}
+_READERS: dict[str, Callable[[Path, IndexChooser], np.ndarray]] = {
+    "decord": _or_av(_read_decord, _read_av),
+    "av": _read_av,
+}

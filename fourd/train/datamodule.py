@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 
 class VideoDataModule(L.LightningDataModule):
-    """Wraps a dataset of {"video": uint8 (C, T, H, W), "skipped": int} items for training.
+    """Wraps a dataset of {"video": uint8 (C, T, H, W), "skipped": int} items for training (items that skip videos
+    also carry "index", see :meth:`unreadable`).
 
     Video decoding happens in the workers (datasets open files per item), never before they fork.
     The data position (epoch, clips consumed by each rank) is part of the checkpoint: a resumed run
@@ -69,12 +70,22 @@ class VideoDataModule(L.LightningDataModule):
         )
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Record the data position; the batch's bookkeeping becomes Python ints (epoch, first position, skipped
-        videos), so reading it on the device side costs no device-to-host sync."""
+        """Record the data position; the batch's bookkeeping becomes Python objects (epoch, first position, skipped
+        videos, the names of the unreadable ones), so reading it on the device side costs no device-to-host sync."""
         epoch, first, last = int(batch["epoch"][0]), int(batch["position"][0]), int(batch["position"][-1])
         if self.trainer is not None and self.trainer.training:
             self.position = (epoch, last + 1)
-        return {**batch, "epoch": epoch, "position": first, "skipped": int(batch["skipped"].sum())}
+        skipped = int(batch["skipped"].sum())
+        return {**batch, "epoch": epoch, "position": first, "skipped": skipped, "unreadable": self.unreadable(batch)}
+
+    def unreadable(self, batch: dict[str, Any]) -> list[str]:
+        """The unreadable videos that the batch's items passed over: a dataset whose items skip some says which,
+        by ``passed_over(index, skipped)`` (:class:`fourd.data.clips.VideoClipDataset`)."""
+        skipped = batch["skipped"].tolist()
+        if not any(skipped):
+            return []
+        items = zip(batch["index"].tolist(), skipped, strict=True)
+        return [str(path) for index, count in items for path in self.dataset.passed_over(index, count)]
 
     def state_dict(self) -> dict[str, Any]:
         if self.position is None:

@@ -23,6 +23,8 @@ from fourd.train.rng import gather_rng_states, set_rng_states
 
 log = logging.getLogger(__name__)
 
+MAX_VIDEOS_SHOWN = 3
+
 
 class TrainModule(L.LightningModule):
     """Masked-autoencoder pretraining of the 4DS encoder; the model is built in `configure_model` (`build_mae`)."""
@@ -43,7 +45,8 @@ class TrainModule(L.LightningModule):
         self.optim_config = OptimConfig(**optim)
         self.fsdp_config = FSDPConfig(**(fsdp or {}))
         self.model: MaskedAutoencoder | None = None
-        self.skipped_videos = 0
+        self.skipped_videos = 0  # unreadable videos passed over by this rank's items, counted every time
+        self.unreadable_videos: set[str] = set()  # which ones, on any rank up to the last checkpoint
         self.bad_steps = BadStepCounter(max_bad_steps)
         self._rng_states_to_restore: dict[str, Any] | None = None
 
@@ -80,6 +83,7 @@ class TrainModule(L.LightningModule):
         video = batch["video"].float().div_(255)  # uint8 over the wire, float on device
         loss = self.model(video, generator=self.masking_generator(batch)).loss
         self.skipped_videos += batch["skipped"]
+        self.unreadable_videos.update(batch["unreadable"])
         self.log("data/skipped_videos", float(self.skipped_videos), reduce_fx="sum", sync_dist=True)
         finite = not any_rank(~torch.isfinite(loss), loss.device)
         self.bad_steps.update(finite, self.global_step, loss)
@@ -88,11 +92,9 @@ class TrainModule(L.LightningModule):
         return loss if finite else None  # None: no backward, no update; every rank skips this step together
 
     def on_train_end(self) -> None:
-        if self.skipped_videos:
-            log.warning(
-                f"rank {self.global_rank}: skipped {self.skipped_videos} unreadable video reads "
-                "(see the warnings above for the files)"
-            )
+        passes, unreadable = sum(gather_objects(self.skipped_videos)), self.all_unreadable_videos()
+        if unreadable and self.global_rank == 0:
+            log.warning(skip_summary(unreadable, passes))
         if self.bad_steps.total:
             log.warning(f"skipped {self.bad_steps.total} steps with a non-finite loss")
 
@@ -101,6 +103,7 @@ class TrainModule(L.LightningModule):
         checkpoint["rng_states"] = gather_rng_states()
         checkpoint["fourd_counters"] = {
             "skipped_videos": gather_objects(self.skipped_videos),
+            "unreadable_videos": self.all_unreadable_videos(),
             "bad_steps": (self.bad_steps.total, self.bad_steps.in_a_row),
         }
 
@@ -113,12 +116,17 @@ class TrainModule(L.LightningModule):
             )
         counters = checkpoint.get("fourd_counters", {})
         self.bad_steps.total, self.bad_steps.in_a_row = counters.get("bad_steps", (0, 0))
+        self.unreadable_videos = set(counters.get("unreadable_videos", ()))
         states, skipped = checkpoint.get("rng_states"), counters.get("skipped_videos")
         if states is None or len(states) != self.trainer.world_size:
             log.warning("checkpoint has no random generator states for this number of ranks: not restoring them")
             return
         self._rng_states_to_restore = states[self.global_rank]
         self.skipped_videos = skipped[self.global_rank] if skipped else 0
+
+    def all_unreadable_videos(self) -> list[str]:
+        """The unreadable videos passed over on any rank, sorted (a collective: every rank must call it)."""
+        return sorted(set().union(*gather_objects(self.unreadable_videos)))
 
     def on_train_start(self) -> None:
         if self._rng_states_to_restore is not None:  # as late as possible: the loop starts drawing right after
@@ -148,3 +156,9 @@ class TrainModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
         }
+
+
+def skip_summary(unreadable: list[str], passes: int) -> str:
+    """One line: how many distinct videos were skipped, how often, and the first few of them."""
+    shown = ", ".join(unreadable[:MAX_VIDEOS_SHOWN]) + (", ..." if len(unreadable) > MAX_VIDEOS_SHOWN else "")
+    return f"skipped {len(unreadable)} unreadable videos (passed over {passes} times): {shown}"

@@ -2,15 +2,19 @@ from __future__ import annotations
 
 import random
 import warnings
+from pathlib import Path
 
 import lightning
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from fourd.data.clips import VideoClipDataset, list_videos, sample_clip_indices
+from fourd.data import clips, video
+from fourd.data.clips import UnreadableSourceError, VideoClipDataset, list_videos, sample_clip_indices
 from fourd.data.transforms import ClipTransform
-from tests.helpers.videos import BROKEN_KINDS, READER_BACKENDS, write_broken_video, write_test_video
+from fourd.data.video import write_video
+from fourd.errors import FourdError
+from tests.helpers.videos import BROKEN_KINDS, READER_BACKENDS, make_frames, write_broken_video, write_test_video
 
 RED, GREEN, BLUE = (200, 50, 50), (50, 200, 50), (50, 50, 200)
 
@@ -170,10 +174,73 @@ def test_worker_clips_change_each_epoch_and_repeat_under_seed_everything(tmp_pat
 def test_too_many_consecutive_broken_videos_raise(tmp_path):
     for kind in BROKEN_KINDS:
         write_broken_video(tmp_path / f"{kind}.mp4", kind)
+    write_test_video(tmp_path / "good.mp4")
+    dataset = VideoClipDataset(tmp_path, size=32, max_retries=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(RuntimeError, match="3 consecutive unreadable videos under .*check the dataset"):
-            VideoClipDataset(tmp_path, size=32)[1]
-        write_test_video(tmp_path / "good.mp4")
-        with pytest.raises(RuntimeError, match="2 consecutive unreadable videos"):
-            VideoClipDataset(tmp_path, size=32, max_retries=2)[2]  # text.mp4, truncated.mp4
+        with pytest.raises(RuntimeError, match="2 consecutive unreadable videos under .*check the dataset"):
+            dataset[2]  # text.mp4, truncated.mp4
+
+
+def unreadable_source(folder: Path, kind: str) -> tuple[Path, str]:
+    """A source none of whose videos reads, and the reason its first video gives."""
+    if kind == "missing":
+        listing = folder / "videos.csv"
+        listing.write_text("path\n" + "".join(f"gone/{i:04d}.mp4\n" for i in range(1000)))
+        return listing, "no such file"
+    for i in range(20):
+        write_broken_video(folder / f"{i:04d}.mp4", kind)
+    return folder, {"empty": "empty file (0 bytes)", "text": "Invalid data found"}[kind]
+
+
+@pytest.mark.parametrize("backend", READER_BACKENDS)
+@pytest.mark.parametrize("kind", ["empty", "text", "missing"])
+def test_a_source_without_a_readable_video_stops_at_construction_in_one_line(tmp_path, kind, backend):
+    source, reason = unreadable_source(tmp_path, kind)
+    with pytest.raises(UnreadableSourceError) as caught:
+        VideoClipDataset(source, size=32, backend=backend)
+
+    message = str(caught.value)
+    assert isinstance(caught.value, FourdError) and "\n" not in message
+    listed = 1000 if kind == "missing" else 20
+    assert message.startswith(f"no readable video in {source} (16 of {listed} tried): ")  # spread, not all opened
+    first, second = list_videos(source)[0], list_videos(source)[listed // 16]
+    assert f"{first}: " in message and f"{second}: " in message and reason in message and message.endswith("; ...")
+
+
+def test_probing_stops_at_the_first_readable_video(tmp_path, monkeypatch):
+    write_mixed_folder(tmp_path)
+    probed = []
+
+    def read_frames(path, indices, backend=None):
+        probed.append(path.name)
+        return video.read_frames(path, indices, backend)
+
+    monkeypatch.setattr(clips, "read_frames", read_frames)
+    VideoClipDataset(tmp_path, size=32)
+    assert probed == ["0_empty.mp4", "1_truncated.mp4", "2_text.mp4", "3_red.mp4"]
+
+
+@pytest.mark.parametrize("backend", READER_BACKENDS)
+def test_items_name_the_video_read_and_the_ones_passed_over(tmp_path, backend):
+    write_mixed_folder(tmp_path)
+    dataset = VideoClipDataset(tmp_path, num_frames=4, stride=2, size=32, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        items = [dataset[index] for index in range(6)]
+
+    assert [(item["index"], item["skipped"]) for item in items] == [(3, 3), (3, 2), (3, 1), (3, 0), (4, 0), (5, 0)]
+    assert [path.name for path in dataset.passed_over(3, 2)] == ["1_truncated.mp4", "2_text.mp4"]
+    assert dataset.passed_over(4, 0) == []
+    assert dataset.passed_over(0, 1) == [dataset.videos[-1]]  # an item that wrapped around skipped the last video
+
+
+def test_videos_too_narrow_for_decord_are_read_and_an_empty_file_is_still_skipped(tmp_path):
+    pytest.importorskip("decord")
+    write_broken_video(tmp_path / "0_empty.mp4", "empty")
+    write_video(tmp_path / "1_tiny.mp4", make_frames(num_frames=6, height=2, width=2))
+    dataset = VideoClipDataset(tmp_path, num_frames=4, stride=1, size=8, backend="decord")
+
+    with pytest.warns(UserWarning, match="0_empty.mp4"):
+        item = dataset[0]
+    assert (item["index"], item["skipped"]) == (1, 1) and item["video"].shape == (3, 4, 8, 8)

@@ -33,6 +33,18 @@ def write_test_video(path: Path, **frame_options) -> Path:
     return path
 
 
+def write_yuv444_video(path: Path, frames: np.ndarray) -> Path:
+    """An H.264 mp4 of ``frames`` at their own size, odd ones too (yuv444p subsamples no chroma, needs no padding)."""
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv444p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
 def write_broken_video(path: Path, kind: str) -> Path:
     """An unreadable file named like a video: one of BROKEN_KINDS, or "audio_only" (no video stream)."""
     if kind == "empty":

@@ -121,11 +121,17 @@ def test_fsdp_hybrid_sharding_mesh(tmp_path):
     assert "mesh (2, 1) (hybrid)" in text
 
 
-@pytest.mark.parametrize("source,message", [("does/not/exist", "video source not found"), ("EMPTY", "no videos")])
-def test_missing_or_empty_video_source_fails_at_start(tmp_path, source, message):
-    if source == "EMPTY":
-        source = str(tmp_path / "empty")
-        Path(source).mkdir()
+@pytest.mark.parametrize(
+    "source,message",
+    [("does/not/exist", "video source not found"), ("EMPTY", "no videos"), ("UNREADABLE", "no readable video")],
+)
+def test_missing_empty_or_unreadable_video_source_fails_at_start(tmp_path, source, message):
+    if source in ("EMPTY", "UNREADABLE"):
+        folder = tmp_path / "videos"
+        folder.mkdir()
+        for i in range(3 if source == "UNREADABLE" else 0):
+            (folder / f"{i}.mp4").write_bytes(b"")
+        source = str(folder)
     proc = subprocess.run(
         [
             sys.executable,

@@ -1,0 +1,36 @@
+"""The data module names the unreadable videos its batches passed over, whichever worker process read them."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+
+from fourd.data.clips import VideoClipDataset
+from fourd.train.datamodule import VideoDataModule
+from tests.helpers.videos import write_broken_video, write_test_video
+
+
+def test_batches_name_the_unreadable_videos_their_items_passed_over_in_every_epoch(tmp_path):
+    empty = write_broken_video(tmp_path / "a_empty.mp4", "empty")
+    text = write_broken_video(tmp_path / "b_text.mp4", "text")
+    for name in ("c", "d"):
+        write_test_video(tmp_path / f"{name}.mp4")
+    module = VideoDataModule(VideoClipDataset(tmp_path, num_frames=2, stride=1, size=16), batch_size=2, num_workers=2)
+
+    names, passes = Counter(), 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(2):  # two epochs, each loader with its own worker processes
+            for batch in module.train_dataloader():
+                batch = module.on_before_batch_transfer(batch, 0)
+                names.update(batch["unreadable"])
+                passes += batch["skipped"]
+
+    # items 0 and 1 of each epoch read c.mp4, item 0 after a_empty.mp4 and b_text.mp4, item 1 after b_text.mp4
+    assert names == {str(empty): 2, str(text): 4} and passes == 6
+
+
+def test_batches_of_a_dataset_that_never_skips_name_nothing():
+    module = VideoDataModule([{"video": 0, "skipped": 0}] * 2, batch_size=2)
+    batch = module.on_before_batch_transfer(next(iter(module.train_dataloader())), 0)
+    assert batch["unreadable"] == [] and batch["skipped"] == 0
