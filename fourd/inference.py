@@ -19,7 +19,7 @@ from tqdm import tqdm
 from fourd.data.clips import list_videos, sample_clip_indices
 from fourd.data.transforms import ClipTransform
 from fourd.data.video import VideoReadError, count_frames, read_frames, write_video
-from fourd.files import atomic_write, content_key
+from fourd.files import atomic_write, content_key, creation_mode
 from fourd.models.readout import DepthModel, readout_layer_index
 from fourd.models.vit import SpaceTimeViT
 from fourd.viz import colorize
@@ -71,6 +71,7 @@ def depth_video(model: DepthModel, src: str | Path, out: str | Path, fps: int = 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.stem}_frames.", dir=out.parent))
     try:
+        staging.chmod(creation_mode(directory=True))  # mkdtemp's is 0700
         for i, frame in enumerate(side_by_side):
             Image.fromarray(frame).save(staging / f"{i:05d}.png")
         write_video(out, side_by_side, fps=fps)

@@ -1,5 +1,7 @@
 """Whole-video inference: the depth demo and feature extraction on real (small) video files."""
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,10 @@ def test_depth_demo_on_a_video(depth_ckpt, tmp_path, capsys):
     assert frame.shape == (32, 64, 3)  # RGB | depth side by side, at the model's 32x32
     pngs = sorted((tmp_path / "out" / "depth_frames").glob("*.png"))
     assert len(pngs) == 10 and Image.open(pngs[0]).size == (64, 32)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path, full in [(out, 0o666), (tmp_path / "out" / "depth_frames", 0o777)]:  # not mkdtemp's 0700
+        assert stat.S_IMODE(path.stat().st_mode) == full & ~umask
 
 
 def test_depth_demo_rejects_undecodable_video_and_encoder_checkpoints(depth_ckpt, tmp_path, capsys):

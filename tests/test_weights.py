@@ -5,7 +5,6 @@ import torch
 from safetensors import safe_open
 
 import fourd
-from fourd.files import atomic_write
 from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
 from fourd.models.readout import DepthConfig, DepthModel, ReadoutConfig
 from fourd.models.vit import SpaceTimeViT, ViTConfig
@@ -124,20 +123,6 @@ def test_checkpoints_of_other_formats_name_the_command_that_converts_them(tmp_pa
     ]:
         with pytest.raises(CheckpointError, match=f"is not a safetensors file but .*`{command} {tmp_path / name}"):
             fourd.load(tmp_path / name)
-
-
-def test_atomic_write_leaves_previous_file_on_failure(tmp_path):
-    target = tmp_path / "a.bin"
-    target.write_bytes(b"old")
-
-    def failing(tmp):
-        open(tmp, "wb").write(b"half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        atomic_write(target, failing)
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
 
 
 def test_non_finite_weights_are_refused_by_name(tmp_path):

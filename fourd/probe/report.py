@@ -4,6 +4,7 @@ task's headline metric against encoder size, with error bars and the baselines d
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -15,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
+from fourd.errors import FourdError, one_line  # noqa: E402
 from fourd.files import atomic_write  # noqa: E402
 from fourd.probe.backbones import BASELINES  # noqa: E402
 from fourd.probe.tasks import TASKS  # noqa: E402
@@ -28,17 +30,46 @@ SHOWN = {
     "classification": [("top1", True)],
 }
 Key = tuple[str, str]  # (task, backbone)
+RECORD_KEYS = ("task", "backbone", "backbone_params", "metrics")
+log = logging.getLogger(__name__)
+
+
+class ResultsError(FourdError, ValueError):
+    """A results file with nothing to report."""
+
+
+def parse_result(line: str) -> dict[str, Any]:
+    """One results line as a record; ValueError if it is not one (cut short, edited, another file's)."""
+    record = json.loads(line)
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    if not isinstance(record["metrics"], dict):
+        raise ValueError("metrics is not an object")
+    return record
 
 
 def read_results(path: str | Path) -> dict[Key, list[dict[str, Any]]]:
-    """Records per (task, backbone), one per seed: the newest line wins for each (task, backbone, seed)."""
+    """Records per (task, backbone), one per seed: the newest line wins for each (task, backbone, seed).
+    Lines that are not results are skipped, and named in one warning."""
     latest: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            latest[(record["task"], record["backbone"], record.get("seed", 0))] = record
+    skipped = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = parse_result(line)
+        except ValueError as err:  # json.JSONDecodeError is one
+            skipped.append(f"{number} ({one_line(err)})")
+            continue
+        latest[(record["task"], record["backbone"], record.get("seed", 0))] = record
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        log.warning(f"{path}: skipped {len(skipped)} lines that are not probe results: line {shown}")
     if not latest:
-        raise ValueError(f"no results in {path}")
+        raise ResultsError(f"no results in {path}")
     grouped: dict[Key, list[dict[str, Any]]] = defaultdict(list)
     for (task, backbone, _), record in sorted(latest.items()):
         grouped[(task, backbone)].append(record)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -162,9 +163,14 @@ def write_picture(
 
 
 def append_result(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line in one write; after a line cut short (a run killed while writing), on a new line."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    with open(path, "a+b") as f:
+        start = b""
+        if f.seek(0, os.SEEK_END) > 0:
+            f.seek(-1, os.SEEK_END)
+            start = b"" if f.read(1) == b"\n" else b"\n"
+        f.write(start + json.dumps(record).encode() + b"\n")
 
 
 def probe_with_heads(
