@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 
 from fourd.errors import one_line
 
@@ -102,6 +104,20 @@ def commit(temporary: Path, final: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class DirectCheckpointIO(TorchCheckpointIO):
+    """torch.save straight into the path it is given, then fsync. RollingCheckpoint gives it a temporary name
+    beside the destination and renames it when complete, so Lightning's own atomic save (the whole checkpoint
+    in memory, then staged in the system temp folder, which must hold it) is not needed."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
 
 
 class RollingCheckpoint(L.Callback):

@@ -20,7 +20,7 @@ from fourd.models.flops import mae_flops
 from fourd.models.mae import MAEConfig
 from fourd.models.zoo import parameter_counts
 from fourd.train.callbacks import EncoderExport, ReconstructionImages
-from fourd.train.checkpoints import RollingCheckpoint, checkpoint_damage, list_checkpoints
+from fourd.train.checkpoints import DirectCheckpointIO, RollingCheckpoint, checkpoint_damage, list_checkpoints
 from fourd.train.datamodule import VideoDataModule
 from fourd.train.logs import training_loggers
 from fourd.train.module import TrainModule
@@ -70,9 +70,11 @@ def resolve_resume(resume: str | None, checkpoint_dir: Path) -> str | None:
     return resume
 
 
-def cluster_plugins() -> list[Any]:
-    """On SLURM, fourd's Preemption callback saves and requeues: Lightning's own auto-requeue stays off."""
-    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+def trainer_plugins() -> list[Any]:
+    """Checkpoint files written in place (see DirectCheckpointIO); on SLURM, fourd's Preemption callback saves
+    and requeues, so Lightning's own auto-requeue stays off."""
+    cluster = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+    return [DirectCheckpointIO(), *cluster]
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Trainer:
@@ -111,7 +113,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Tra
             callbacks=callbacks,
             logger=loggers,
             default_root_dir=run_dir,
-            plugins=cluster_plugins(),
+            plugins=trainer_plugins(),
         )
 
 

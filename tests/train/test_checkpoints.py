@@ -12,6 +12,8 @@ from fourd.errors import ConfigError
 from fourd.train.checkpoints import RollingCheckpoint, checkpoint_damage, commit, latest_checkpoint, list_checkpoints
 from fourd.train.run import resolve_resume
 
+pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled:UserWarning")
+
 
 def file_checkpoint(path: Path) -> Path:
     torch.save({"state_dict": {"w": torch.arange(1000.0)}, "global_step": 2}, path)
@@ -103,3 +105,17 @@ def test_prune_leaves_checkpoints_ahead_of_the_saved_step(tmp_path):
         (tmp_path / f"step_{step:09d}.ckpt").write_bytes(b"x")
     RollingCheckpoint(tmp_path, keep_last=1).prune(2500)
     assert [step for step, _ in list_checkpoints(tmp_path)] == [2500, 3000]
+
+
+@pytest.mark.slow
+def test_checkpoints_are_staged_beside_their_destination_not_in_the_temp_folder(tmp_path, monkeypatch):
+    """A system temp folder that cannot hold a checkpoint (here: one that does not exist) changes nothing."""
+    import tempfile
+
+    from fourd.conf import compose
+    from fourd.train.run import train
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-temp-folder"))
+    overrides = ["+exp=demo", "trainer.max_steps=2", "data.num_workers=0", "data.dataset.num_clips=16"]
+    train(compose("train", [*overrides, "checkpoint.every_n_steps=1", "trainer.enable_progress_bar=false"]), tmp_path)
+    assert [step for step, _ in list_checkpoints(tmp_path / "checkpoints")] == [1, 2]
