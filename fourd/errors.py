@@ -20,7 +20,8 @@ class ConfigError(FourdError, ValueError):
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """What an entry point reports as one line: fourd's own errors, missing or existing files, and, where the
-    program uses them, Lightning's misconfiguration and OmegaConf's key and type errors (which name the key)."""
+    program uses them, Lightning's misconfiguration, OmegaConf's key and type errors (which name the key) and
+    Hydra's composition errors."""
     errors: list[type[BaseException]] = [FourdError, FileNotFoundError, FileExistsError]
     if "lightning" in sys.modules:  # never imported just to report an error
         from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -30,6 +31,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
         from omegaconf.errors import OmegaConfBaseException
 
         errors.append(OmegaConfBaseException)
+    if "hydra" in sys.modules:  # an override or config name that does not compose
+        from hydra.errors import ConfigCompositionException
+
+        errors.append(ConfigCompositionException)
     return tuple(errors)
 
 

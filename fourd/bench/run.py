@@ -36,6 +36,7 @@ from fourd.models.zoo import parameter_counts
 from fourd.train.datamodule import VideoDataModule
 from fourd.train.optim import OptimConfig, scaled_lr
 from fourd.train.parallelize import FSDPConfig, build_mae, fsdp_settings
+from fourd.train.settings import check_settings
 
 
 @dataclass
@@ -63,7 +64,9 @@ def default_dtype(device: str | torch.device) -> str:
 
 def compose_train(exp: str, overrides: list[str]) -> DictConfig:
     """The train config of an experiment with Hydra overrides, as `python -m fourd.train +exp=EXP ...` sees it."""
-    return compose("train", [f"+exp={exp}", *overrides])
+    cfg = compose("train", [f"+exp={exp}", *overrides])
+    check_settings(cfg)
+    return cfg
 
 
 def device_name(device: torch.device) -> str:
