@@ -5,6 +5,8 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
+from omegaconf import OmegaConf
 
 from fourd.conf import CONFIG_DIR, compose, encoder_config, mae_config
 from fourd.models.zoo import parameter_counts, zoo_rows
@@ -56,3 +58,19 @@ def test_trainer_group_holds_only_trainer_arguments():
 def test_the_configs_live_inside_the_package(config_name):
     assert (Path(CONFIG_DIR) / f"{config_name}.yaml").is_file()
     assert Path(CONFIG_DIR).parent.name == "fourd"
+
+
+def test_data_world_pretrains_on_the_videos_of_the_probes_world(tmp_path):
+    from hydra.utils import instantiate
+
+    from fourd.data.world import WorldDataset
+
+    small = [f"cache_dir={tmp_path}", "probe_data.splits={train: 3, val: 1, test: 1}"]
+    train = compose("train", ["+exp=demo", "data=world", *small])
+    probe = compose("probe", small)
+    resolved = [OmegaConf.to_container(d, resolve=True) for d in (train.data.dataset, probe.probe_data.train)]
+    assert resolved[0] == resolved[1]  # one world definition for both
+    dataset = instantiate(train.data.dataset)
+    assert isinstance(dataset, WorldDataset) and dataset.split == "train" and len(dataset) == 3
+    video = dataset[0]["video"]
+    assert video.dtype == torch.uint8 and video.shape == (3, train.model.num_frames, 64, 64)
