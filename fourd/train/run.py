@@ -18,6 +18,7 @@ from fourd.conf import mae_config
 from fourd.models.flops import mae_flops
 from fourd.models.mae import MAEConfig
 from fourd.models.zoo import parameter_counts
+from fourd.quiet import quiet_lightning
 from fourd.train.callbacks import EncoderExport, ReconstructionImages
 from fourd.train.checkpoints import RollingCheckpoint, latest_checkpoint
 from fourd.train.datamodule import VideoDataModule
@@ -113,6 +114,7 @@ def describe(config: MAEConfig) -> str:
 
 def train(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
     """Run (or, with dry_run, only build and describe) the pretraining described by `cfg`."""
+    quiet_lightning()
     config = mae_config(cfg.model)
     log.info(f"model: {describe(config)}")
     L.seed_everything(cfg.seed, workers=True)
