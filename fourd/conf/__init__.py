@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from fourd.models.mae import DecoderConfig, MAEConfig
-from fourd.models.vit import ViTConfig
+if TYPE_CHECKING:  # imported where a config is built: the Hydra mains need CONFIG_DIR, not torch
+    from fourd.models.mae import MAEConfig
+    from fourd.models.vit import ViTConfig
 
 CONFIG_DIR = str(Path(__file__).resolve().parent)
 
@@ -29,12 +30,16 @@ ENCODER_FIELDS = ("width", "depth", "heads", "mlp", "patch_size", "num_frames", 
 
 def encoder_config(model: Mapping[str, Any]) -> ViTConfig:
     """The encoder of a `model` config group: a registry size plus the fields it overrides."""
+    from fourd.models.vit import ViTConfig
+
     m = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
     return ViTConfig.from_size(m["size"], **{k: m[k] for k in ENCODER_FIELDS if k in m})
 
 
 def mae_config(model: Mapping[str, Any]) -> MAEConfig:
     """The MAE of a `model` config group (encoder, decoder, masking)."""
+    from fourd.models.mae import DecoderConfig, MAEConfig
+
     m = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
     return MAEConfig(
         encoder=encoder_config(m),
