@@ -10,9 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fourd.official import convert_official
-from fourd.weights import CheckpointError
-
 
 def parse_patch(text: str) -> tuple[int, int, int]:
     parts = tuple(int(p) for p in text.split(","))
@@ -31,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-patch", type=parse_patch, default=(2, 8, 8), help="readout output patch T,H,W")
     parser.add_argument("--num-frames", type=int, default=None, help="input frames (default: from the shapes)")
     args = parser.parse_args(argv)
+    from fourd.official import convert_official  # torch loads after parsing: --help stays fast
+    from fourd.weights import CheckpointError
+
     try:
         path = convert_official(args.src, args.dst, args.num_frames, args.readout_depth, args.output_patch)
     except (CheckpointError, FileNotFoundError) as err:

@@ -5,13 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
-from fourd.data.video import VideoReadError
-from fourd.inference import depth_video
-from fourd.models.readout import DepthModel
-from fourd.weights import CheckpointError, load
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fourd.depth", description=__doc__)
@@ -19,13 +12,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt", required=True, help="depth model safetensors (python -m fourd.convert ...)")
     parser.add_argument("--out", required=True, help="output .mp4; PNG frames go to <out stem>_frames/")
     parser.add_argument("--fps", type=int, default=8)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", help="default: cuda if available, else cpu")
     args = parser.parse_args(argv)
+    import torch  # torch loads after parsing: --help stays fast
+
+    from fourd.data.video import VideoReadError
+    from fourd.inference import depth_video
+    from fourd.models.readout import DepthModel
+    from fourd.weights import CheckpointError, load
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         model = load(args.ckpt)
         if not isinstance(model, DepthModel):
             raise CheckpointError(f"{args.ckpt} holds an encoder without a depth readout")
-        path = depth_video(model.to(args.device), args.video, args.out, args.fps)
+        path = depth_video(model.to(device), args.video, args.out, args.fps)
     except (CheckpointError, FileNotFoundError, FileExistsError, VideoReadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

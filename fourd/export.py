@@ -13,9 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fourd.train.export import WHATS, export_checkpoint, one_line
-from fourd.weights import CheckpointError
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -23,12 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("checkpoint", help="step_*.ckpt (file or sharded directory), or a run directory")
     parser.add_argument("--out", default=None, help="output .safetensors (default: WHAT.safetensors)")
-    parser.add_argument("--what", choices=WHATS, default="encoder", help="the encoder alone, or encoder + decoder")
+    parser.add_argument("--what", default="encoder", help="encoder (the default: the encoder alone) or mae")
     args = parser.parse_args(argv)
+    from fourd.train.export import export_checkpoint, one_line  # torch loads after parsing: --help stays fast
+
     out = args.out or f"{args.what}.safetensors"
     try:
         path = export_checkpoint(args.checkpoint, out, args.what)
-    except (CheckpointError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:  # a CheckpointError, or an unknown --what
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
     print(f"wrote {path}")

@@ -9,11 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
-from fourd.inference import extract_features
-from fourd.weights import CheckpointError, load_encoder
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -31,10 +26,16 @@ def main(argv: list[str] | None = None) -> int:
         "default: the readout layer at depth 0.95",
     )
     parser.add_argument("--stride", type=int, default=2, help="frame stride of the centre clip")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", help="default: cuda if available, else cpu")
     args = parser.parse_args(argv)
+    import torch  # torch loads after parsing: --help stays fast
+
+    from fourd.inference import extract_features
+    from fourd.weights import CheckpointError, load_encoder
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        encoder = load_encoder(args.ckpt).to(args.device)
+        encoder = load_encoder(args.ckpt).to(device)
         written, failed = extract_features(encoder, args.videos, args.out, args.layer, args.stride)
     except (CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

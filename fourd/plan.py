@@ -9,8 +9,6 @@ import argparse
 import json
 import sys
 
-from fourd.train.plan import format_plan, plan_report
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -20,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-mem", type=float, default=80.0, help="GPU memory in GiB (default 80)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +exp=vit_e trainer.devices=8")
     args = parser.parse_intermixed_args(argv)
+    from fourd.train.plan import format_plan, plan_report  # torch loads after parsing: --help stays fast
+
     try:
         report = plan_report(args.overrides, args.gpu_mem)
     except ValueError as err:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fourd.probe.report import write_report
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fourd.report", description=__doc__)
     parser.add_argument("--results", default="outputs/probe_results.jsonl")
     parser.add_argument("--out", default="outputs/report", help="folder for results.md and scaling.png")
     args = parser.parse_args(argv)
+    from fourd.probe.report import write_report  # matplotlib (and torch) load after parsing: --help stays fast
+
     try:
         table, markdown, plot = write_report(args.results, args.out)
     except (FileNotFoundError, ValueError) as err:

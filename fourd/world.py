@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fourd.data.world import WorldConfig, generate_world
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -26,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=64, help="tracked points per clip")
     parser.add_argument("--objects", type=int, default=3, help="moving objects per clip")
     args = parser.parse_args(argv)
+    from fourd.data.world import WorldConfig, generate_world  # torch loads after parsing: --help stays fast
+
     config = WorldConfig(
         num_frames=args.frames, size=args.size, num_points=args.points, num_objects=args.objects, seed=args.seed
     )

@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from fourd.errors import ConfigError
-from fourd.models.mae import DecoderConfig, MAEConfig
-from fourd.models.vit import ViTConfig
+
+if TYPE_CHECKING:  # imported where a config is built: the Hydra mains need CONFIG_DIR, not torch
+    from fourd.models.mae import MAEConfig
+    from fourd.models.vit import ViTConfig
 
 CONFIG_DIR = str(Path(__file__).resolve().parent)
 
@@ -41,6 +43,8 @@ def config_group(name: str) -> Iterator[None]:
 
 def encoder_config(model: Mapping[str, Any]) -> ViTConfig:
     """The encoder of a `model` config group: a registry size plus the fields it overrides."""
+    from fourd.models.vit import ViTConfig
+
     m = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
     with config_group("model"):
         return ViTConfig.from_size(m["size"], **{k: m[k] for k in ENCODER_FIELDS if k in m})
@@ -48,6 +52,8 @@ def encoder_config(model: Mapping[str, Any]) -> ViTConfig:
 
 def mae_config(model: Mapping[str, Any]) -> MAEConfig:
     """The MAE of a `model` config group (encoder, decoder, masking)."""
+    from fourd.models.mae import DecoderConfig, MAEConfig
+
     m = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
     encoder = encoder_config(m)
     with config_group("model"):

@@ -120,6 +120,7 @@ def _checked_indices(indices: Sequence[int], num_frames: int) -> list[int]:
 def _open_decord(path: Path):
     import decord
 
+    decord.logging.set_level(decord.logging.QUIET)  # ffmpeg's own lines: a failure is one VideoReadError
     return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from fourd.models.zoo import format_table, zoo_rows
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fourd.models", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--mask-ratio", type=float, default=0.95, help="MAE mask ratio for the FLOP count")
     args = parser.parse_args(argv)
+    from fourd.models.zoo import format_table, zoo_rows  # torch loads after parsing: --help stays fast
+
     rows = zoo_rows(mask_ratio=args.mask_ratio)
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
 

@@ -12,12 +12,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fourd.conf import CONFIG_DIR
-from fourd.probe.backbones import BackboneError
-from fourd.probe.run import probe
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="probe", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from fourd.probe.backbones import BackboneError  # torch and Lightning load here, not for --help
+    from fourd.probe.run import probe
+
     try:
         probe(cfg, Path(HydraConfig.get().runtime.output_dir))
     except BackboneError as error:

@@ -26,6 +26,7 @@ from fourd.probe.features import TensorSplit, cached, compute_features, stack_ta
 from fourd.probe.module import HeadSetting, ProbeHead, ProbeModule, predict_split
 from fourd.probe.readout import ProbeReadout
 from fourd.probe.tasks import ClipGeometry, ProbeTask, build_task
+from fourd.quiet import quiet_lightning
 
 log = logging.getLogger(__name__)
 PICTURE_CLIPS = 4
@@ -213,6 +214,7 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """Train the head grid on train, choose on val, evaluate the chosen head on test (or score the `trivial`
     prior); write a picture and append one JSON line of results."""
     start = time.time()
+    quiet_lightning()
     L.seed_everything(cfg.seed, workers=True)
     backbone = load_backbone(cfg.backbone, cfg.random_backbone, cfg.seed)
     splits, num_classes, identity = probe_splits(cfg)

@@ -19,6 +19,7 @@ from fourd.errors import ConfigError
 from fourd.models.flops import mae_flops
 from fourd.models.mae import MAEConfig
 from fourd.models.zoo import parameter_counts
+from fourd.quiet import quiet_lightning
 from fourd.train.callbacks import EncoderExport, ReconstructionImages
 from fourd.train.checkpoints import DirectCheckpointIO, RollingCheckpoint, checkpoint_damage, list_checkpoints
 from fourd.train.datamodule import VideoDataModule
@@ -140,6 +141,7 @@ def warn_if_never_resumes(resume: str | None, hydra_cfg: DictConfig | None) -> N
 def train(cfg: DictConfig, run_dir: Path, hydra_cfg: DictConfig | None = None) -> L.Trainer | None:
     """Run (or, with dry_run, only build and describe) the pretraining described by `cfg`, alone in `run_dir`;
     `hydra_cfg` (Hydra's settings of this run) is recorded beside the config."""
+    quiet_lightning()
     check_settings(cfg)
     with locked_run_dir(run_dir):
         record_config(run_dir, cfg, hydra_cfg)

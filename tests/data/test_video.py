@@ -109,3 +109,12 @@ def test_out_of_range_indices_raise_video_read_error(tmp_path, backend):
 def test_unknown_backend_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown video backend"):
         count_frames(write_test_video(tmp_path / "clip.mp4"), backend="opencv")
+
+
+def test_a_video_decord_cannot_decode_prints_no_ffmpeg_lines(tmp_path, capfd):
+    pytest.importorskip("decord")
+    path = write_broken_video(tmp_path / "truncated.mp4", "truncated")
+    capfd.readouterr()
+    with pytest.raises(VideoReadError):
+        read_frames(path, range(12), backend="decord")
+    assert capfd.readouterr().err == ""  # the error says why; ffmpeg's own lines (written by the C library) do not

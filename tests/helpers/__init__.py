@@ -1,4 +1,4 @@
-"""Shared test helpers: paths, the official JAX fixtures, small videos, fault injection."""
+"""Shared test helpers: paths, the official JAX fixtures, what a job must not print, small videos, fault injection."""
 
 from __future__ import annotations
 
@@ -9,6 +9,15 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(os.environ.get("FOURD_FIXTURES", REPO.parent / "shared" / "fixtures"))
+# what a fourd job must not print: Lightning's device lines and litlogger tip, torch's LeafSpec warning from inside
+# Lightning (fourd/quiet.py), Lightning's model summary (trainer.enable_model_summary: false)
+SILENCED = ("GPU available:", "TPU available:", "litlogger", "LeafSpec", "Total params", "Total Flops")
+
+
+def assert_quiet(output: str) -> None:
+    """The output of a fourd job holds none of SILENCED."""
+    printed = [s for s in SILENCED if s in output]
+    assert printed == [], f"printed {printed}:\n{output[-5000:]}"
 
 
 def load_fixture_pair(fixtures_dir: Path, strong: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -16,7 +16,7 @@ from fourd.probe.backbones import BackboneError, load_backbone
 from fourd.probe.features import TensorSplit, stack_targets
 from fourd.probe.run import probe
 from fourd.report import main as report_main
-from tests.helpers import REPO
+from tests.helpers import REPO, assert_quiet
 from tests.helpers.scannet import write_scannet_scene
 
 TINY = [
@@ -181,6 +181,7 @@ def test_multirun_sweep_and_report(tmp_path):
     ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert_quiet(proc.stdout + proc.stderr)
     records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert sorted((r["task"], r["backbone"], r["seed"]) for r in records) == sorted(
         (t, b, s) for t in ("depth", "points", "pose") for b in ("trivial", "random", str(encoder)) for s in (0, 1)

@@ -126,6 +126,12 @@ def test_missing_checkpoint_cli(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_unknown_what_is_one_error_line(tmp_path, capsys):
+    assert main([str(tmp_path / "nope.ckpt"), "--what", "decoder", "--out", str(tmp_path / "x.safetensors")]) == 1
+    assert_one_error_line(capsys.readouterr().err, "unknown export 'decoder'", "encoder", "mae")
+    assert list(tmp_path.iterdir()) == []
+
+
 def bad_inputs(tmp_path: Path) -> dict[str, Path]:
     text = tmp_path / "notes.ckpt"
     text.write_text("not a checkpoint\n")

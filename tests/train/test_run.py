@@ -14,7 +14,7 @@ from fourd.conf import compose
 from fourd.train.checkpoints import RollingCheckpoint, latest_checkpoint
 from fourd.train.logs import read_metric
 from fourd.weights import load_encoder
-from tests.helpers import REPO
+from tests.helpers import REPO, assert_quiet
 
 TINY = [
     "data.batch_size=4",
@@ -27,8 +27,10 @@ TINY = [
 ]
 
 
-def run_train(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+def run_train(
+    tmp_path: Path, *overrides: str, timeout: int = 600, warnings: str = "ignore"
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": warnings}
     cmd = [sys.executable, "-m", "fourd.train", "+exp=demo", f"hydra.run.dir={tmp_path}", *TINY, *overrides]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -61,12 +63,14 @@ def test_dry_run_builds_vit_g(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "encoder 1,014,378,880 params" in proc.stdout + proc.stderr
+    assert_quiet(proc.stdout + proc.stderr)  # the Trainer is built
 
 
 @pytest.mark.slow
 def test_single_process_run(tmp_path):
-    run_train(tmp_path, "trainer.max_steps=4")
+    proc = run_train(tmp_path, "trainer.max_steps=4", warnings="default")
     assert_run_outputs(tmp_path, 4)
+    assert_quiet(proc.stdout + proc.stderr)
 
 
 @pytest.mark.slow
