@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fourd.errors import cli
+
 
 def parse_patch(text: str) -> tuple[int, int, int]:
     parts = tuple(int(p) for p in text.split(","))
@@ -18,6 +20,7 @@ def parse_patch(text: str) -> tuple[int, int, int]:
     return parts
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fourd.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -29,13 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-frames", type=int, default=None, help="input frames (default: from the shapes)")
     args = parser.parse_args(argv)
     from fourd.official import convert_official  # torch loads after parsing: --help stays fast
-    from fourd.weights import CheckpointError
 
-    try:
-        path = convert_official(args.src, args.dst, args.num_frames, args.readout_depth, args.output_patch)
-    except (CheckpointError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    path = convert_official(args.src, args.dst, args.num_frames, args.readout_depth, args.output_patch)
     print(f"wrote {path}")
     return 0
 

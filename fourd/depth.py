@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fourd.errors import cli
 
+
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fourd.depth", description=__doc__)
     parser.add_argument("video", help="any video decord/PyAV can read; resized to the model's resolution")
@@ -16,20 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch  # torch loads after parsing: --help stays fast
 
-    from fourd.data.video import VideoReadError
     from fourd.inference import depth_video
     from fourd.models.readout import DepthModel
     from fourd.weights import CheckpointError, load
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        model = load(args.ckpt)
-        if not isinstance(model, DepthModel):
-            raise CheckpointError(f"{args.ckpt} holds an encoder without a depth readout")
-        path = depth_video(model.to(device), args.video, args.out, args.fps)
-    except (CheckpointError, FileNotFoundError, FileExistsError, VideoReadError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    model = load(args.ckpt)
+    if not isinstance(model, DepthModel):
+        raise CheckpointError(f"{args.ckpt} holds an encoder without a depth readout")
+    path = depth_video(model.to(device), args.video, args.out, args.fps)
     print(f"wrote {path} and {path.with_name(path.stem + '_frames')}/")
     return 0
 

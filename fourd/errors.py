@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 TRACEBACK_VARIABLES = ("FOURD_TRACEBACK", "HYDRA_FULL_ERROR")
@@ -60,17 +61,37 @@ def show_traceback() -> bool:
     return any(os.environ.get(name, "") not in ("", "0") for name in TRACEBACK_VARIABLES)
 
 
+def print_user_error(error: BaseException) -> bool:
+    """Print a user error as `error: <first line>` on stderr (True); False for a bug, or for any error under
+    FOURD_TRACEBACK=1 (or HYDRA_FULL_ERROR=1): the caller lets it propagate with its traceback."""
+    cause = user_error(error)
+    if cause is None or show_traceback():
+        return False
+    print(f"error: {one_line(cause)}", file=sys.stderr)
+    return True
+
+
 @contextmanager
 def reported() -> Iterator[None]:
-    """Turn a user error raised inside into `error: <first line>` on stderr and exit 1.
-
-    With FOURD_TRACEBACK=1 (or HYDRA_FULL_ERROR=1) the error propagates with its traceback instead.
-    """
+    """A Hydra task body: a user error raised inside ends the program with one `error:` line and exit 1."""
     try:
         yield
     except Exception as error:
-        cause = user_error(error)
-        if cause is None or show_traceback():
+        if not print_user_error(error):
             raise
-        print(f"error: {one_line(cause)}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def cli(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """An argparse entry point `main(argv) -> exit code` that returns 1 after printing a user error in one line."""
+
+    @functools.wraps(main)
+    def wrapped(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except Exception as error:
+            if not print_user_error(error):
+                raise
+            return 1
+
+    return wrapped

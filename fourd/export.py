@@ -13,7 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fourd.errors import cli
 
+
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fourd.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -22,14 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output .safetensors (default: WHAT.safetensors)")
     parser.add_argument("--what", default="encoder", help="encoder (the default: the encoder alone) or mae")
     args = parser.parse_args(argv)
-    from fourd.train.export import export_checkpoint, one_line  # torch loads after parsing: --help stays fast
+    from fourd.train.export import export_checkpoint  # torch loads after parsing: --help stays fast
 
-    out = args.out or f"{args.what}.safetensors"
-    try:
-        path = export_checkpoint(args.checkpoint, out, args.what)
-    except (ValueError, FileNotFoundError) as err:  # a CheckpointError, or an unknown --what
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
+    path = export_checkpoint(args.checkpoint, args.out or f"{args.what}.safetensors", args.what)
     print(f"wrote {path}")
     return 0
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fourd.errors import cli
 
+
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fourd.extract", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -31,15 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # torch loads after parsing: --help stays fast
 
     from fourd.inference import extract_features
-    from fourd.weights import CheckpointError, load_encoder
+    from fourd.weights import load_encoder
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        encoder = load_encoder(args.ckpt).to(device)
-        written, failed = extract_features(encoder, args.videos, args.out, args.layer, args.stride)
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    encoder = load_encoder(args.ckpt).to(device)
+    written, failed = extract_features(encoder, args.videos, args.out, args.layer, args.stride)
     print(f"wrote {len(written)} feature files to {args.out}; skipped {len(failed)} unreadable videos")
     for video, reason in failed.items():
         print(f"  skipped {video}: {reason}", file=sys.stderr)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from fourd.data.clips import list_videos, sample_clip_indices
 from fourd.data.transforms import ClipTransform
 from fourd.data.video import VideoReadError, count_frames, read_frames, write_video
+from fourd.errors import ConfigError
 from fourd.files import atomic_write, content_key, creation_mode
 from fourd.models.readout import DepthModel, readout_layer_index
 from fourd.models.vit import SpaceTimeViT
@@ -122,7 +123,7 @@ def extract_features(
     layers = list(layers) if layers else [readout_layer_index(num_features, 0.95)]
     outside = [i for i in layers if not -num_features <= i < num_features]
     if outside:
-        raise ValueError(
+        raise ConfigError(
             f"--layer {' '.join(map(str, outside))}: this encoder has feature-list entries 0 to "
             f"{num_features - 1} (or -{num_features} to -1 from the end)"
         )

@@ -9,7 +9,10 @@ import argparse
 import json
 import sys
 
+from fourd.errors import cli
 
+
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fourd.plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -20,11 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)
     from fourd.train.plan import format_plan, plan_report  # torch loads after parsing: --help stays fast
 
-    try:
-        report = plan_report(args.overrides, args.gpu_mem)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    report = plan_report(args.overrides, args.gpu_mem)
     print(json.dumps(report, indent=1) if args.json else format_plan(report))
     return 0
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fourd.errors import cli
 
+
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fourd.report", description=__doc__)
     parser.add_argument("--results", default="outputs/probe_results.jsonl")
@@ -13,11 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from fourd.probe.report import write_report  # matplotlib (and torch) load after parsing: --help stays fast
 
-    try:
-        table, markdown, plot = write_report(args.results, args.out)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    table, markdown, plot = write_report(args.results, args.out)
     print(table)
     print(f"\nwrote {markdown} and {plot}")
     return 0

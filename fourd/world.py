@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fourd.errors import cli
 
+
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fourd.world", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -34,11 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         "val": max(1, args.num // 8) if args.val is None else args.val,
         "test": max(1, args.num // 4) if args.test is None else args.test,
     }
-    try:
-        root = generate_world(args.out, config, splits)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    root = generate_world(args.out, config, splits)
     print(f"4D world at {root}: " + ", ".join(f"{count} {split}" for split, count in splits.items()))
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from fourd.bench.build import DTYPES
 from fourd.bench.run import (
@@ -24,6 +25,7 @@ from fourd.bench.run import (
     default_device,
     default_dtype,
 )
+from fourd.errors import cli
 from fourd.models.attention import BACKENDS
 
 
@@ -68,7 +70,8 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{key}={value}" for key, value in values.items() if value is not None]
 
 
-def main(argv: list[str] | None = None) -> None:
+@cli
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = compose_train(args.exp, [*args.overrides, *flag_overrides(args)])
     opts = BenchOptions(
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     bench = bench_loader if args.loader else bench_forward if args.forward_only else bench_train
     print(json.dumps(bench(args.exp, cfg, opts)), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,6 +15,7 @@ from typing import TypeVar
 import av
 import numpy as np
 
+from fourd.errors import FourdError
 from fourd.files import atomic_write
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -23,7 +24,7 @@ IndexChooser = Callable[[int], Sequence[int]]
 T = TypeVar("T")
 
 
-class VideoReadError(RuntimeError):
+class VideoReadError(FourdError, RuntimeError):
     """A video could not be read: missing, empty, corrupt, or undecodable."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

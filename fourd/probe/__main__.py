@@ -12,17 +12,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fourd.conf import CONFIG_DIR
+from fourd.errors import reported
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="probe", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from fourd.probe.backbones import BackboneError  # torch and Lightning load here, not for --help
-    from fourd.probe.run import probe
+    with reported():
+        from fourd.probe.run import probe  # torch and Lightning load here, not for --help
 
-    try:
         probe(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except BackboneError as error:
-        raise SystemExit(f"error: {error}") from None
 
 
 if __name__ == "__main__":
