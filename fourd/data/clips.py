@@ -133,7 +133,7 @@ class VideoClipDataset(Dataset):
             try:
                 return {"video": self._read(path, rng), "index": position, "skipped": skipped}
             except VideoReadError as error:
-                warnings.warn(f"skipping unreadable video: {error}", stacklevel=2)
+                warnings.warn(f"skipping unreadable video: {error}", stacklevel=1)
                 self.unreadable[path] = str(error)
         raise RuntimeError(
             f"{attempts} consecutive unreadable videos under {self.source} from item {index} "
