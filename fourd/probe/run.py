@@ -179,6 +179,7 @@ def probe_with_heads(
 ) -> tuple[ProbeHead, dict[str, float], dict[str, Any]]:
     """Train the head grid on train, choose on val, score the chosen head on test: (head, test metrics, record)."""
     settings = head_settings(cfg)
+    L.seed_everything(cfg.seed, workers=True)  # the heads and their batches: from the seed alone, cache or not
     heads = [build_head(cfg, geometry, backbone) for _ in settings]
     train_heads(cfg, heads, settings, data["train"], run_dir)
     device = next(heads[0].parameters()).device

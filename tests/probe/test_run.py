@@ -90,11 +90,11 @@ def test_every_task_trains_evaluates_and_draws(tmp_path, task):
 
 def test_cached_features_equal_features_on_the_fly(tmp_path):
     cfg = compose_probe(tmp_path, "probe=depth")
-    probe(cfg, tmp_path / "run")
+    computing = probe(cfg, tmp_path / "run")
     cached = list((tmp_path / "cache" / "features").rglob("train.safetensors"))
     assert len(cached) == 1
     mtime = cached[0].stat().st_mtime_ns
-    probe(cfg, tmp_path / "run2")  # a second probe reuses the cache
+    assert probe(cfg, tmp_path / "run2") == computing  # a second probe reuses the cache, to the same result
     assert cached[0].stat().st_mtime_ns == mtime
     from fourd.data.world import WorldDataset
 
