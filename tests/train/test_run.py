@@ -205,3 +205,15 @@ def test_resuming_with_another_max_steps_says_the_schedule_is_rebuilt(tmp_path, 
     caplog.clear()
     run("trainer.max_steps=4", "resume=auto")  # the same 4 steps: nothing to say
     assert "trainer.max_steps changed" not in caplog.text
+
+
+def test_resume_auto_in_a_timestamped_run_directory_warns_it_can_never_resume(caplog):
+    from fourd.train.run import warn_if_never_resumes
+
+    timestamped = compose("train", ["+exp=demo"], return_hydra_config=True).hydra
+    fixed = compose("train", ["+exp=demo", "hydra.run.dir=outputs/fixed"], return_hydra_config=True).hydra
+    warn_if_never_resumes("auto", fixed)
+    warn_if_never_resumes(None, timestamped)
+    assert "can never resume" not in caplog.text
+    warn_if_never_resumes("auto", timestamped)
+    assert "can never resume. Set hydra.run.dir to a fixed path" in caplog.text
