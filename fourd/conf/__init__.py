@@ -41,12 +41,12 @@ def config_group(name: str) -> Iterator[None]:
         raise ConfigError(f"{name}: {err}") from err
 
 
-def encoder_config(model: Mapping[str, Any]) -> ViTConfig:
-    """The encoder of a `model` config group: a registry size plus the fields it overrides."""
+def encoder_config(model: Mapping[str, Any], group: str = "model") -> ViTConfig:
+    """The encoder of a `model` config group (mounted at `group`): a registry size plus the fields it overrides."""
     from fourd.models.vit import ViTConfig
 
     m = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
-    with config_group("model"):
+    with config_group(group):
         return ViTConfig.from_size(m["size"], **{k: m[k] for k in ENCODER_FIELDS if k in m})
 
 

@@ -89,7 +89,7 @@ def load_backbone(spec: str, random_arch: Mapping[str, Any], seed: int = 0) -> B
     if spec == "random":
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
-        encoder = SpaceTimeViT(encoder_config(random_arch))
+        encoder = SpaceTimeViT(encoder_config(random_arch, "random_backbone"))
         torch.random.set_rng_state(generator_state)
         return Backbone("random", f"random:{seed}:{sorted(encoder.config.to_dict().items())}", encoder.eval())
     path = Path(spec)

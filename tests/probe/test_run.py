@@ -255,3 +255,11 @@ def test_a_backbone_with_nan_weights_is_refused_in_one_line(tmp_path):
         f"error: backbone '{path}': {path} holds nan or inf in 1 tensors: blocks.1.mlp.fc2.weight"
     )
     assert not (tmp_path / "results.jsonl").exists() and not (tmp_path / "c").exists()  # nothing recorded or built
+
+
+def test_an_impossible_random_backbone_is_named_by_its_key():
+    from fourd.errors import ConfigError
+
+    cfg = compose("probe", ["random_backbone.depth=0"])
+    with pytest.raises(ConfigError, match="^random_backbone: encoder sizes must be positive .* got depth=0"):
+        load_backbone("random", cfg.random_backbone)
