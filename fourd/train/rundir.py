@@ -30,8 +30,9 @@ class RunDirBusyError(FourdError):
 
 @contextmanager
 def locked_run_dir(run_dir: Path) -> Iterator[None]:
-    """Hold `run_dir/.lock` (an exclusive flock, released when the process ends however it ends) on the global
-    rank 0 process; other ranks share rank 0's run. Raise RunDirBusyError if another process holds it."""
+    """Hold `run_dir/.lock` on the global rank 0 process (other ranks share rank 0's run); raise RunDirBusyError
+    if another process holds it. A POSIX record lock: released when the process ends however it ends, and not
+    inherited by forked data workers, which may outlive a killed run for a moment."""
     if rank_zero_only.rank != 0:
         yield
         return
@@ -39,8 +40,8 @@ def locked_run_dir(run_dir: Path) -> Iterator[None]:
     path = run_dir / LOCK_NAME
     with open(path, "a+") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # EACCES or EAGAIN: held by another process
             lock.seek(0)
             holder = lock.read().strip() or "another process"
             raise RunDirBusyError(

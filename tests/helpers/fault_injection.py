@@ -7,13 +7,12 @@ import os
 import signal
 import sys
 
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-
 from fourd.train.__main__ import main
+from fourd.train.checkpoints import DirectCheckpointIO
 
 
 def die_in_checkpoint_write(n: int) -> None:
-    original = TorchCheckpointIO.save_checkpoint
+    original = DirectCheckpointIO.save_checkpoint
     calls = 0
 
     def save_then_die(self, checkpoint, path, storage_options=None):
@@ -25,7 +24,7 @@ def die_in_checkpoint_write(n: int) -> None:
                 file.truncate(os.path.getsize(path) // 2)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    TorchCheckpointIO.save_checkpoint = save_then_die
+    DirectCheckpointIO.save_checkpoint = save_then_die
 
 
 if __name__ == "__main__":
