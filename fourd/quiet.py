@@ -1,5 +1,6 @@
-"""What a fourd job does not print: Lightning's start-up chatter and a deprecation warning that torch raises inside
-Lightning. Pretraining and probes call `quiet_lightning()` when they start."""
+"""What a fourd job does not print: Lightning's start-up chatter, its warning that a mid-epoch resume is unreliable
+(fourd resumes exactly) and a deprecation warning that torch raises inside Lightning. Pretraining and probes call
+`quiet_lightning()` when they start."""
 
 from __future__ import annotations
 
@@ -23,15 +24,19 @@ DROP_CHATTER = DropChatter()
 
 
 def quiet_lightning() -> None:
-    """Drop Lightning's device-availability lines and litlogger tip, and torch's `LeafSpec` FutureWarning raised
-    in Lightning's `_pytree`; once the job's logging is set up (Hydra: console and run log), Lightning's other
-    messages reach it once, instead of also through Lightning's own console handler."""
+    """Drop Lightning's device-availability lines and litlogger tip, torch's `LeafSpec` FutureWarning raised in
+    Lightning's `_pytree` and Lightning's warning that a mid-epoch resume is unreliable; once the job's logging
+    is set up (Hydra: console and run log), Lightning's other messages reach it once, instead of also through
+    Lightning's own console handler."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(DROP_CHATTER)
     warnings.filterwarnings(
         "ignore",
         message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
         category=FutureWarning,
         module=r"lightning\.pytorch\.utilities\._pytree",
+    )
+    warnings.filterwarnings(  # wrong for fourd: VideoDataModule resumes mid-epoch exactly (its own checkpoint state)
+        "ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended", category=UserWarning
     )
     if logging.getLogger().hasHandlers():
         for name in LIGHTNING_LOGGERS:

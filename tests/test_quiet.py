@@ -40,3 +40,14 @@ def test_the_chatter_is_dropped_and_other_lightning_messages_logged_once(caplog)
         rank_zero_info("`Trainer.fit` stopped: `max_steps=2` reached.")
     assert caplog.messages == ["`Trainer.fit` stopped: `max_steps=2` reached."]
     assert not logging.getLogger("lightning").handlers  # reaches the job's handlers, not also Lightning's own
+
+
+def test_the_mid_epoch_resume_warning_is_dropped():
+    from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_lightning()
+        rank_zero_warn("You're resuming from a checkpoint that ended before the epoch ended and your dataloader is")
+        rank_zero_warn("another warning")
+    assert [str(w.message) for w in caught] == ["another warning"]
