@@ -51,3 +51,10 @@ def test_help_imports_no_heavy_module(module):
     heavy, printed = heavy_imports(HELP.format(module=module))
     assert "usage:" in printed.lower() or "powered by hydra" in printed.lower(), printed
     assert heavy == []
+
+
+def test_bench_help_imports_no_heavy_module():
+    code = "import runpy, sys\nsys.argv = ['tools/bench.py', '--help']\ntry:\n"
+    code += "    runpy.run_path('tools/bench.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+    heavy, printed = heavy_imports(code)
+    assert "usage:" in printed and heavy == []

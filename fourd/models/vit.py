@@ -21,7 +21,7 @@ from timm.layers import Mlp
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from fourd.models.attention import dot_product_attention
+from fourd.models.attention import BACKENDS, dot_product_attention
 from fourd.models.sizes import resolve_size
 
 LN_EPS = 1e-6  # flax LayerNorm default (torch's is 1e-5)
@@ -71,6 +71,8 @@ class ViTConfig:
             raise ValueError(f"image_size {list(self.image_size)} must be one number or 2: height, width")
         check_sizes("encoder", width=self.width, depth=self.depth, heads=self.heads, mlp=self.mlp)
         check_sizes("encoder", patch_size=self.patch_size, num_frames=self.num_frames, image_size=self.image_size)
+        if self.attn_backend not in BACKENDS:
+            raise ValueError(f"unknown attention backend {self.attn_backend!r}; choose one of {BACKENDS}")
         for n, p, what in zip(
             (self.num_frames, *self.image_size), self.patch_size, ("num_frames", "height", "width"), strict=True
         ):

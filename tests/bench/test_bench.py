@@ -213,3 +213,19 @@ def test_cpu_offload_trains_on_gpu_with_host_shards():
         video = torch.rand(2, 3, 4, 32, 32, device=device)
         model(video).loss.backward()
         assert {p.grad.to_local().device.type for p in model.parameters()} == {"cpu"}
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--dtype", "fp16"], "error: --dtype fp16: choose one of fp32, bf16"),
+        (["--attn", "flash"], "error: model: unknown attention backend 'flash'"),
+        (["--exp", "nope"], "error: In 'train': Could not find 'exp/nope'"),
+    ],
+)
+def test_cli_names_a_bad_option_in_one_line(args, message):
+    proc = subprocess.run(
+        [sys.executable, "tools/bench.py", *args, "--steps", "1"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith(message)

@@ -104,6 +104,7 @@ def test_encoder_sizes_must_be_positive(field, value):
         ({"image_size": (64, 64, 3)}, r"image_size \[64, 64, 3\] must be one number or 2"),
         ({"num_frames": 0}, "num_frames=0"),
         ({"depth": True}, "depth=True"),
+        ({"attn_backend": "flash"}, "unknown attention backend 'flash'"),
     ],
 )
 def test_shapes_that_cannot_work_are_named(fields, message):
