@@ -11,6 +11,8 @@ from PIL import Image, ImageDraw
 
 from fourd.files import atomic_write
 
+LABEL_PAD = 4  # pixels around a row label
+
 PALETTE = [tuple(int(255 * c) for c in matplotlib.colormaps["tab10"](i)[:3]) for i in range(10)]
 
 
@@ -45,12 +47,25 @@ def draw_boxes(
     return image
 
 
-def save_grid(rows: Sequence[Sequence[np.ndarray | Image.Image]], path: str | Path, pad: int = 2) -> Path:
-    """Tile equally sized images (rows of columns) with white padding into one PNG, written atomically."""
+def save_grid(
+    rows: Sequence[Sequence[np.ndarray | Image.Image]],
+    path: str | Path,
+    labels: Sequence[str] | None = None,
+    pad: int = 2,
+) -> Path:
+    """Tile equally sized images (rows of columns) with white padding into one PNG, written atomically; with
+    `labels`, each row's label is written in a margin on its left."""
     tiles = [[np.asarray(t.convert("RGB") if isinstance(t, Image.Image) else t) for t in row] for row in rows]
     h, w = tiles[0][0].shape[:2]
-    canvas = np.full((len(tiles) * (h + pad) + pad, max(map(len, tiles)) * (w + pad) + pad, 3), 255, np.uint8)
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    margin = max((int(draw.textlength(label)) + 2 * LABEL_PAD for label in labels), default=0) if labels else 0
+    canvas = np.full((len(tiles) * (h + pad) + pad, margin + max(map(len, tiles)) * (w + pad) + pad, 3), 255, np.uint8)
     for r, row in enumerate(tiles):
+        top = pad + r * (h + pad)
         for c, tile in enumerate(row):
-            canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = tile
-    return atomic_write(path, lambda tmp: Image.fromarray(canvas).save(tmp, format="png"))
+            left = margin + pad + c * (w + pad)
+            canvas[top : top + h, left : left + w] = tile
+    image = Image.fromarray(canvas)
+    for r, label in enumerate(labels or ()):
+        ImageDraw.Draw(image).text((LABEL_PAD, pad + r * (h + pad) + h // 2), label, fill=(0, 0, 0), anchor="lm")
+    return atomic_write(path, lambda tmp: image.save(tmp, format="png"))

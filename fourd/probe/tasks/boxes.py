@@ -69,4 +69,5 @@ class BoxTrackingTask(ProbeTask):
                 draw_boxes(image, preds["boxes"][clip][:, t].numpy(), visible, dashed=True)
                 row.append(image)
             rows.append(row)
-        return save_grid(rows, path)
+        labels = [f"clip {clip}: true thick, predicted thin" for clip in range(len(rows))]
+        return save_grid(rows, path, labels)

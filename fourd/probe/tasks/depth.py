@@ -88,11 +88,12 @@ class DepthTask(ProbeTask):
 
     def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
         """Per clip: frames, true depth, predicted depth (shared colour scale per clip)."""
-        rows = []
+        rows, labels = [], []
         for clip in range(min(2, len(preds["depth"]))):
+            labels += [f"clip {clip}: video", "true depth", "predicted depth"]
             gt, pred = batch["depth"][clip].numpy(), preds["depth"][clip].numpy()
             limits = (float(gt[gt > 0].min()), float(gt.max()))
             rows.append(list(batch["video"][clip].permute(1, 2, 3, 0).numpy()))
             rows.append(list(colorize(gt, limits=limits)))
             rows.append(list(colorize(pred, limits=limits)))
-        return save_grid(rows, path)
+        return save_grid(rows, path, labels)

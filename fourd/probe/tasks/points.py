@@ -104,8 +104,9 @@ class PointTrackingTask(ProbeTask):
 
     def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
         """Per clip: true tracks (filled) and predicted tracks (hollow) on every frame."""
-        rows = []
+        rows, labels = [], []
         for clip in range(min(2, len(preds["tracks"]))):
+            labels += [f"clip {clip}: true tracks", "predicted tracks"]
             frames = batch["video"][clip].permute(1, 2, 3, 0).numpy()
             usable = preds["usable"][clip].numpy()
             for tracks, occluded, hollow in (
@@ -120,4 +121,4 @@ class PointTrackingTask(ProbeTask):
                         for t, frame in enumerate(frames)
                     ]
                 )
-        return save_grid(rows, path)
+        return save_grid(rows, path, labels)
