@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 TRACEBACK_VARIABLES = ("FOURD_TRACEBACK", "HYDRA_FULL_ERROR")
@@ -49,6 +49,11 @@ def user_error(error: BaseException) -> BaseException | None:
     while isinstance(error, wrappers) and error.__cause__ is not None:
         error = error.__cause__
     return error if isinstance(error, user_errors()) else None
+
+
+def first_few(items: Sequence[str], limit: int, sep: str = ", ") -> str:
+    """At most `limit` of `items` joined by `sep`, ending in `sep` + "..." where some are left out."""
+    return sep.join(items[:limit]) + (f"{sep}..." if len(items) > limit else "")
 
 
 def one_line(error: BaseException) -> str:

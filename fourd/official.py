@@ -20,6 +20,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from fourd.errors import first_few
 from fourd.models.readout import DepthConfig, DepthModel, ReadoutConfig
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 from fourd.weights import CheckpointError, load_state_strict, save_weights
@@ -268,10 +269,7 @@ def convert_official(
         raise CheckpointError(f"{src}: {err}") from err
     unused = sorted(set(params) - used)
     if unused:
-        raise CheckpointError(
-            f"{src}: {len(unused)} keys not consumed by the inferred model: "
-            f"{', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}"
-        )
+        raise CheckpointError(f"{src}: {len(unused)} keys not consumed by the inferred model: {first_few(unused, 8)}")
     model = build_official_model(config)
     load_state_strict(model, state, str(src), check_only=True)
     kind = "depth" if isinstance(config, DepthConfig) else "encoder"

@@ -14,7 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from fourd.errors import FourdError
+from fourd.errors import FourdError, first_few
 from fourd.files import atomic_write
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 from fourd.models.readout import DepthConfig, DepthModel
@@ -97,7 +97,7 @@ def load_state_strict(module: nn.Module, state: Mapping[str, Any], source: str, 
     )
     if missing or unexpected or shapes:
         problems = [
-            f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+            f"{label} ({len(keys)}): {first_few(keys, 8)}"
             for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
             if keys
         ]
@@ -136,8 +136,7 @@ def load(path: str | Path, **encoder_overrides: Any) -> Model:
     state, metadata = read_weights(path)
     non_finite = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
     if non_finite:
-        shown = ", ".join(non_finite[:8]) + (" ..." if len(non_finite) > 8 else "")
-        raise CheckpointError(f"{path} holds nan or inf in {len(non_finite)} tensors: {shown}")
+        raise CheckpointError(f"{path} holds nan or inf in {len(non_finite)} tensors: {first_few(non_finite, 8)}")
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path} has no fourd metadata (format/config); convert official .npz files first")
     kind, config = metadata.get("kind", "encoder"), json.loads(metadata["config"])

@@ -57,3 +57,11 @@ def test_train_names_a_bad_setting_in_one_line(tmp_path, override, message):
     assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_first_few_names_at_most_the_limit_and_says_when_it_left_some_out():
+    from fourd.errors import first_few
+
+    assert first_few(["a", "b"], 2) == "a, b"
+    assert first_few(["a", "b", "c"], 2) == "a, b, ..."
+    assert first_few(["x: bad", "y: bad", "z: bad"], 1, "; ") == "x: bad; ..."

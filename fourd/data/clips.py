@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from fourd.data.transforms import ClipTransform
 from fourd.data.video import VIDEO_EXTENSIONS, VideoReadError, read_clip, read_frames
-from fourd.errors import FourdError
+from fourd.errors import FourdError, first_few
 
 MAX_REASONS_SHOWN = 3
 
@@ -82,9 +82,8 @@ def check_readable(source: str | Path, videos: Sequence[Path], backend: str | No
             return
         except VideoReadError as error:
             errors.append(error)
-    reasons = "; ".join(f"{error.path}: {error.reason}" for error in errors[:MAX_REASONS_SHOWN])
-    more = "; ..." if len(errors) > MAX_REASONS_SHOWN else ""
-    raise UnreadableSourceError(f"no readable video in {source} ({count} of {len(videos)} tried): {reasons}{more}")
+    reasons = first_few([f"{error.path}: {error.reason}" for error in errors], MAX_REASONS_SHOWN, "; ")
+    raise UnreadableSourceError(f"no readable video in {source} ({count} of {len(videos)} tried): {reasons}")
 
 
 class VideoClipDataset(Dataset):

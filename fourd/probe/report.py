@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from fourd.errors import FourdError, one_line  # noqa: E402
+from fourd.errors import FourdError, first_few, one_line  # noqa: E402
 from fourd.files import atomic_write  # noqa: E402
 from fourd.probe.backbones import BASELINES  # noqa: E402
 from fourd.probe.tasks import TASKS  # noqa: E402
@@ -66,8 +66,7 @@ def read_results(path: str | Path) -> dict[Key, list[dict[str, Any]]]:
             continue
         latest[(record["task"], record["backbone"], record.get("seed", 0))] = record
     if skipped:
-        shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        log.warning(f"{path}: skipped {len(skipped)} lines that are not probe results: line {shown}")
+        log.warning(f"{path}: skipped {len(skipped)} lines that are not probe results: line {first_few(skipped, 5)}")
     if not latest:
         raise ResultsError(f"no results in {path}")
     grouped: dict[Key, list[dict[str, Any]]] = defaultdict(list)

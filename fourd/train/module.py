@@ -12,6 +12,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from torch.optim.lr_scheduler import LambdaLR
 
 from fourd.data.sampler import item_seed
+from fourd.errors import first_few
 from fourd.models.flops import mae_flops
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 from fourd.schedule import warmup_cosine
@@ -160,5 +161,5 @@ class TrainModule(L.LightningModule):
 
 def skip_summary(unreadable: list[str], passes: int) -> str:
     """One line: how many distinct videos were skipped, how often, and the first few of them."""
-    shown = ", ".join(unreadable[:MAX_VIDEOS_SHOWN]) + (", ..." if len(unreadable) > MAX_VIDEOS_SHOWN else "")
+    shown = first_few(unreadable, MAX_VIDEOS_SHOWN)
     return f"skipped {len(unreadable)} unreadable videos (passed over {passes} times): {shown}"

@@ -13,6 +13,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from fourd.data.video import VideoReadError
+from fourd.errors import first_few
 
 MAX_REASONS_SHOWN = 3
 
@@ -72,9 +73,8 @@ def report_skipped(owner: str, kept: int, skipped: Mapping[str, str]) -> None:
     """One warning naming how many entries were dropped, with the first few reasons."""
     if not skipped:
         return
-    reasons = "; ".join(f"{name}: {reason}" for name, reason in list(skipped.items())[:MAX_REASONS_SHOWN])
-    more = ", ..." if len(skipped) > MAX_REASONS_SHOWN else ""
-    warnings.warn(f"{owner}: skipped {len(skipped)} entries, kept {kept} ({reasons}{more})", stacklevel=3)
+    reasons = first_few([f"{name}: {reason}" for name, reason in skipped.items()], MAX_REASONS_SHOWN, "; ")
+    warnings.warn(f"{owner}: skipped {len(skipped)} entries, kept {kept} ({reasons})", stacklevel=3)
 
 
 def clip_windows(length: int, num_frames: int, stride: int) -> list[slice]:
