@@ -57,8 +57,8 @@ def save_grid(
     `labels`, each row's label is written in a margin on its left."""
     tiles = [[np.asarray(t.convert("RGB") if isinstance(t, Image.Image) else t) for t in row] for row in rows]
     h, w = tiles[0][0].shape[:2]
-    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    margin = max((int(draw.textlength(label)) + 2 * LABEL_PAD for label in labels), default=0) if labels else 0
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    margin = max((int(measure.textlength(label)) + 2 * LABEL_PAD for label in labels), default=0) if labels else 0
     canvas = np.full((len(tiles) * (h + pad) + pad, margin + max(map(len, tiles)) * (w + pad) + pad, 3), 255, np.uint8)
     for r, row in enumerate(tiles):
         top = pad + r * (h + pad)
@@ -66,6 +66,7 @@ def save_grid(
             left = margin + pad + c * (w + pad)
             canvas[top : top + h, left : left + w] = tile
     image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
     for r, label in enumerate(labels or ()):
-        ImageDraw.Draw(image).text((LABEL_PAD, pad + r * (h + pad) + h // 2), label, fill=(0, 0, 0), anchor="lm")
+        draw.text((LABEL_PAD, pad + r * (h + pad) + h // 2), label, fill=(0, 0, 0), anchor="lm")
     return atomic_write(path, lambda tmp: image.save(tmp, format="png"))

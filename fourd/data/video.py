@@ -118,10 +118,17 @@ def _checked_indices(indices: Sequence[int], num_frames: int) -> list[int]:
     return indices
 
 
-def _open_decord(path: Path):
+@functools.cache
+def _decord():
+    """decord, imported on first use, with ffmpeg's own log lines off (a failure is one VideoReadError)."""
     import decord
 
-    decord.logging.set_level(decord.logging.QUIET)  # ffmpeg's own lines: a failure is one VideoReadError
+    decord.logging.set_level(decord.logging.QUIET)
+    return decord
+
+
+def _open_decord(path: Path):
+    decord = _decord()
     return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
 
 

@@ -69,8 +69,16 @@ class ViTConfig:
             raise ValueError(f"patch_size {list(self.patch_size)} must be 3 numbers: frames, height, width")
         if len(self.image_size) != 2:
             raise ValueError(f"image_size {list(self.image_size)} must be one number or 2: height, width")
-        check_sizes("encoder", width=self.width, depth=self.depth, heads=self.heads, mlp=self.mlp)
-        check_sizes("encoder", patch_size=self.patch_size, num_frames=self.num_frames, image_size=self.image_size)
+        check_sizes(
+            "encoder",
+            width=self.width,
+            depth=self.depth,
+            heads=self.heads,
+            mlp=self.mlp,
+            patch_size=self.patch_size,
+            num_frames=self.num_frames,
+            image_size=self.image_size,
+        )
         if self.attn_backend not in BACKENDS:
             raise ValueError(f"unknown attention backend {self.attn_backend!r}; choose one of {BACKENDS}")
         for n, p, what in zip(
