@@ -111,7 +111,10 @@ class AttentionReadout(nn.Module):
         if inputs.shape[1] != self.config.num_frames:
             raise ValueError(f"readout expects {self.config.num_frames} frames, got inputs {tuple(inputs.shape)}")
         x = self.embed_inputs(inputs).flatten(1, 2)  # B (T N) D
-        query = self.queries(x.shape[0]) if query_tokens is None else query_tokens
+        return self.attend(x, self.queries(x.shape[0]) if query_tokens is None else query_tokens)
+
+    def attend(self, x: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """(B, M, D) embedded inputs and (B, Q, P) query tokens -> (B, Q, num_classes): attention, MLP, head."""
         q, k, v = (
             rearrange(y, "b n (h d) -> b n h d", h=self.config.heads) for y in (query, self.key(x), self.value(x))
         )

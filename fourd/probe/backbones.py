@@ -16,7 +16,6 @@ from fourd.conf import encoder_config
 from fourd.errors import FourdError
 from fourd.models.mae import patchify
 from fourd.models.readout import encoder_to_readout
-from fourd.models.resize import resize_time
 from fourd.models.vit import SpaceTimeViT, count_parameters
 from fourd.weights import CheckpointError, load_encoder
 
@@ -35,7 +34,7 @@ def as_float_video(video: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Backbone:
-    """What a probe reads: `features(video)` -> (B, T, N, D), the readout's input; None for `trivial`."""
+    """What a probe reads: `features(video)` -> (B, t, N, D), the readout's input; None for `trivial`."""
 
     name: str  # as given on the command line
     identity: str  # what makes its features unique (for the feature cache)
@@ -63,17 +62,17 @@ class Backbone:
 
     @torch.no_grad()
     def features(self, video: torch.Tensor, readout_depth: float) -> torch.Tensor:
-        """(B, C, T, H, W) video -> (B, T, h*w, D): the encoder's layer at `readout_depth`, or the tubelets."""
+        """(B, C, T, H, W) video -> (B, t, h*w, D), one row per token time (t = T / tubelet frames): the
+        encoder's layer at `readout_depth`, or the tubelets. Unlike the official readout's input, not resized to
+        T frames: a copy of each token would double the probes' cost and add nothing to read."""
         if not self.reads_video:
             raise ValueError("backbone=trivial reads no video: it has no features")
         video = as_float_video(video)
+        t = video.shape[2] // self.patch_size[0]
         if self.encoder is None:
-            t, h, w = (n // p for n, p in zip(video.shape[2:], PIXEL_PATCH, strict=True))
-            tokens = rearrange(patchify(video, PIXEL_PATCH), "b (t n) d -> b t n d", t=t)
-            return resize_time(tokens, video.shape[2], dim=1)
-        feats = self.encoder.features(video)
+            return rearrange(patchify(video, PIXEL_PATCH), "b (t n) d -> b t n d", t=t)
         grid = tuple(n // p for n, p in zip(video.shape[2:], self.encoder.config.patch_size, strict=True))
-        return encoder_to_readout(feats, grid, readout_depth, video.shape[2])
+        return encoder_to_readout(self.encoder.features(video), grid, readout_depth, t)
 
     def to(self, device: torch.device | str) -> Backbone:
         if self.encoder is not None:

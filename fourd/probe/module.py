@@ -35,7 +35,8 @@ class ProbeHead(nn.Module):
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B, Q, outputs per query) from a batch with "features" (B, T, N, D)."""
         features = batch["features"].float()
-        return self.readout(features, self.task.query_tokens(batch, features, self.readout.query))
+        queries = self.task.query_tokens(batch, features, self.readout.query, self.readout.describe)
+        return self.readout(features, queries, self.task.geometry.num_frames if self.task.per_frame else 0)
 
 
 class ProbeModule(L.LightningModule):

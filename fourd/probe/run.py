@@ -72,7 +72,9 @@ def split_tensors(
     """Each split as tensors in memory: targets once per data, features once per (backbone, layer, data)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     root = Path(cfg.cache_dir)
-    features_key = content_key(backbone=backbone.identity, readout_depth=cfg.readout.readout_depth, data=identity)
+    features_key = content_key(
+        backbone=backbone.identity, readout_depth=cfg.readout.readout_depth, data=identity, times="tokens"
+    )
     tensors = {}
     for name, dataset in splits.items():
         split = cached(
@@ -110,7 +112,7 @@ def build_head(cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone) -> P
         num_queries=task.num_queries,
         num_classes=task.outputs_per_query,
         mlp=4 * r.width,
-        num_frames=geometry.num_frames,
+        num_frames=geometry.num_frames // backbone.patch_size[0],  # the features' token times
         readout_depth=r.readout_depth,
         encoder_width=backbone.width,
     )
@@ -181,6 +183,8 @@ def probe_with_heads(
     settings = head_settings(cfg)
     L.seed_everything(cfg.seed, workers=True)  # the heads and their batches: from the seed alone, cache or not
     heads = [build_head(cfg, geometry, backbone) for _ in settings]
+    for head in heads:  # each head predicts moves away from the train prior, where it starts
+        head.task.fit_prior(data["train"].tensors)
     train_heads(cfg, heads, settings, data["train"], run_dir)
     device = next(heads[0].parameters()).device
     val_preds, val_targets = predict_split(heads, DataLoader(data["val"], cfg.train.batch_size), device)

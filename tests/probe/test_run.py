@@ -109,12 +109,12 @@ def test_cached_features_equal_features_on_the_fly(tmp_path):
 
 
 def test_pixels_are_the_raw_tubelets():
-    frame = torch.randint(0, 256, (1, 3, 1, 32, 32), dtype=torch.uint8)
-    video = frame.expand(-1, -1, 4, -1, -1)  # still: the resize from 2 tubelets to 4 frames keeps the values
+    video = torch.randint(0, 256, (1, 3, 4, 32, 32), dtype=torch.uint8)
     features = load_backbone("pixels", {}).features(video, 0.95)
-    assert features.shape == (1, 4, 16, 3 * 2 * 8 * 8)
-    # token 1 of each frame is the patch at row 0, column 1; its first value is pixel (c=0, y=0, x=8)
-    torch.testing.assert_close(features[0, :, 1, 0], (frame[0, 0, 0, 0, 8].float() / 255).expand(4))
+    assert features.shape == (1, 2, 16, 3 * 2 * 8 * 8)  # 4 frames of 32 x 32: 2 x 4 x 4 tubelets of 2 x 8 x 8
+    # token 1 of tubelet time 1 is the patch at row 0, column 1 of frames 2-3; its first value is pixel
+    # (c=0, t=2, y=0, x=8)
+    torch.testing.assert_close(features[0, 1, 1, 0], video[0, 0, 2, 0, 8].float() / 255)
 
 
 @pytest.mark.parametrize("task", ["depth", "points", "boxes", "pose"])

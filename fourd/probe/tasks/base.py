@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+Describe = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -31,6 +34,28 @@ def features_on_grid(features: torch.Tensor, grid: tuple[int, int, int], image_s
     h = round(math.sqrt(n * image_size[0] / image_size[1]))
     x = features.float().reshape(b, t, h, n // h, d).permute(0, 4, 1, 2, 3)
     return F.interpolate(x, size=grid, mode="trilinear", align_corners=False).flatten(2).transpose(1, 2)
+
+
+def features_at(features: torch.Tensor, points: torch.Tensor, clip_shape: tuple[int, int, int]) -> torch.Tensor:
+    """(B, T', h*w, D) features of (T, H, W) clips, read (trilinearly) at (B, Q, 3) points (frame, y, x) in
+    frames and pixels -> (B, Q, D)."""
+    b, t, n, d = features.shape
+    num_frames, height, width = clip_shape
+    h = round(math.sqrt(n * height / width))
+    volume = features.float().reshape(b, t, h, n // h, d).permute(0, 4, 1, 2, 3)  # B D T h w
+    where = torch.stack(
+        [points[..., 2] / width, points[..., 1] / height, (points[..., 0] + 0.5) / num_frames], dim=-1
+    )  # x, y, t in [0, 1]: grid_sample's order
+    grid = (2 * where - 1)[:, :, None, None]  # B Q 1 1 3
+    sampled = F.grid_sample(volume, grid.to(volume.dtype), align_corners=False, padding_mode="border")
+    return sampled[..., 0, 0].transpose(1, 2)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` where `mask` (broadcast to their shape) holds; 0 where it holds nowhere. Multiplies
+    rather than indexes: boolean indexing costs more than the readout on the CPU."""
+    mask = mask.expand_as(values).to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1)
 
 
 class FourierEmbedding(nn.Module):
@@ -58,6 +83,7 @@ class ProbeTask(nn.Module, ABC):
     num_queries = 1
     outputs_per_query = 1
     headline: tuple[str, bool] = ("", True)  # (metric, higher is better): what selects a head and what is plotted
+    per_frame = False  # queries tiled over the frames, each reading its own frame (see ProbeReadout)
 
     def __init__(self, geometry: ClipGeometry, readout_width: int) -> None:
         super().__init__()
@@ -65,9 +91,10 @@ class ProbeTask(nn.Module, ABC):
         self.readout_width = readout_width
 
     def query_tokens(
-        self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor
+        self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor, describe: Describe
     ) -> torch.Tensor:
-        """(B, Q, P) query tokens; by default the readout's learned queries (Q, P), shared by the batch."""
+        """(B, Q, P) query tokens; by default the readout's learned queries (Q, P), shared by the batch.
+        `describe` maps features (..., D) to tokens (..., P) as the readout's keys see them."""
         return learned.expand(len(features), -1, -1)
 
     @abstractmethod

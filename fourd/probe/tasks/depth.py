@@ -6,12 +6,11 @@ import math
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from fourd.errors import ConfigError
 from fourd.models.readout import depth_from_patches
 from fourd.probe.metrics.depth import depth_metrics
-from fourd.probe.tasks.base import ClipGeometry, FourierEmbedding, ProbeTask, features_on_grid
+from fourd.probe.tasks.base import ClipGeometry, Describe, FourierEmbedding, ProbeTask, features_on_grid, masked_mean
 from fourd.viz import colorize, save_grid
 
 LOSSES = ("l1", "silog")
@@ -43,19 +42,15 @@ class DepthTask(ProbeTask):
         self.register_buffer("centres", centres.reshape(-1, 3), persistent=False)  # (Q, 3) t, y, x in [0, 1]
         self.grid = tuple(grid)
         self.embed = FourierEmbedding(3, readout_width)
-        w = geometry.feature_width
-        self.content = nn.Sequential(nn.LayerNorm(w), nn.Linear(w, readout_width)) if w else None
         self.register_buffer("prior", torch.ones(self.shape), persistent=False)
 
     def query_tokens(
-        self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor
+        self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor, describe: Describe
     ) -> torch.Tensor:
         """Each query is its output patch's learned token, an embedding of where the patch is, and the features
         there (resampled to the patch grid), so that it starts from what the video shows at its place."""
-        tokens = (learned + self.embed(self.centres)).expand(len(features), -1, -1)
-        if self.content is None:
-            return tokens
-        return tokens + self.content(features_on_grid(features, self.grid, self.shape[1:]))
+        tokens = learned + self.embed(self.centres)
+        return tokens + describe(features_on_grid(features, self.grid, self.shape[1:]))
 
     def fit_prior(self, train: dict[str, torch.Tensor]) -> None:
         """The mean depth of each pixel over the train clips (where valid)."""
@@ -67,15 +62,17 @@ class DepthTask(ProbeTask):
         return {"depth": self.prior.expand(len(batch["depth"]), -1, -1, -1).clone()}
 
     def log_depth(self, out: torch.Tensor) -> torch.Tensor:
-        return depth_from_patches(out, self.shape, self.output_patch)[..., 0]  # (B, T, H, W)
+        """(B, T, H, W) log-depth: the readout predicts it relative to the prior, where an untrained head starts."""
+        moves = depth_from_patches(out, self.shape, self.output_patch)[..., 0]
+        return self.prior.clamp_min(1e-3).log() + moves
 
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         log_pred, gt = self.log_depth(out), batch["depth"]
         valid = gt > 0
         if self.loss_name == "l1":
-            return (log_pred.exp() - gt).abs()[valid].mean()
-        diff = (log_pred - gt.clamp_min(1e-6).log())[valid]
-        return (diff.square().mean() - 0.85 * diff.mean().square()).clamp_min(0).sqrt()
+            return masked_mean((log_pred.exp() - gt).abs(), valid)
+        diff = log_pred - gt.clamp_min(1e-6).log()
+        return (masked_mean(diff.square(), valid) - 0.85 * masked_mean(diff, valid).square()).clamp_min(0).sqrt()
 
     def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"depth": self.log_depth(out).exp()}

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from fourd.probe.metrics.tapvid import rescale_query_points, rescale_tracks, tapvid_metrics
-from fourd.probe.tasks.base import ClipGeometry, FourierEmbedding, ProbeTask
+from fourd.probe.tasks.base import ClipGeometry, Describe, FourierEmbedding, ProbeTask, features_at, masked_mean
 from fourd.viz import draw_tracks, save_grid
 
 
@@ -31,10 +31,12 @@ class PointTrackingTask(ProbeTask):
 
     name = "points"
     headline = ("average_jaccard", True)
+    per_frame = True
 
     def __init__(self, geometry: ClipGeometry, readout_width: int, visibility_weight: float = 0.1) -> None:
         super().__init__(geometry, readout_width)
-        self.outputs_per_query = 3 * geometry.num_frames
+        self.num_queries = geometry.num_frames  # one learned token per frame, tiled under every track's query
+        self.outputs_per_query = 3
         self.visibility_weight = visibility_weight
         self.embed = FourierEmbedding(3, readout_width)
         g = geometry
@@ -43,10 +45,16 @@ class PointTrackingTask(ProbeTask):
         )
 
     def query_tokens(
-        self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor
+        self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor, describe: Describe
     ) -> torch.Tensor:
+        """Per track and frame: the frame's learned token, an embedding of the query point, and the features at
+        the query point (what the point looks like), so that each frame's query can find it in its frame."""
         queries, _ = first_visible_queries(batch["occluded"], batch["tracks"])
-        return learned + self.embed(queries / self.scale)
+        g = self.geometry
+        track = self.embed(queries / self.scale) + describe(
+            features_at(features, queries, (g.num_frames, g.height, g.width))
+        )
+        return (track[:, :, None] + learned).flatten(1, 2)  # B (P T) width
 
     def fit_prior(self, train: dict[str, torch.Tensor]) -> None:
         """Nothing to learn: every track stays at its query point and is always visible."""
@@ -61,23 +69,26 @@ class PointTrackingTask(ProbeTask):
             "usable": usable,
         }
 
-    def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, P, T*3) -> normalised xy (B, P, T, 2), visibility logits (B, P, T)."""
-        out = out.unflatten(-1, (self.geometry.num_frames, 3))
-        return out[..., :2], out[..., 2]
+    def split(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, P*T, 3) -> normalised xy (B, P, T, 2), visibility logits (B, P, T). The readout predicts each
+        position as a move from the query point, so an untrained head starts at the `trivial` baseline."""
+        out = out.unflatten(1, (-1, self.geometry.num_frames))
+        queries, _ = first_visible_queries(batch["occluded"], batch["tracks"])
+        start = (queries[..., [2, 1]] / self.scale[[2, 1]])[:, :, None]
+        return start + out[..., :2], out[..., 2]
 
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        xy, logits = self.split(out)
+        xy, logits = self.split(out, batch)
         _, usable = first_visible_queries(batch["occluded"], batch["tracks"])
         target = batch["tracks"] / self.scale[[2, 1]]
         visible = ~batch["occluded"] & usable[..., None]
-        position = F.huber_loss(xy[visible], target[visible], delta=0.05) if visible.any() else xy.sum() * 0
-        frames = usable[..., None].expand_as(logits)
-        visibility = F.binary_cross_entropy_with_logits(logits[frames], (~batch["occluded"])[frames].float())
+        position = masked_mean(F.huber_loss(xy, target, delta=0.05, reduction="none"), visible[..., None])
+        visibility = F.binary_cross_entropy_with_logits(logits, (~batch["occluded"]).float(), reduction="none")
+        visibility = masked_mean(visibility, usable[..., None])
         return position + self.visibility_weight * visibility
 
     def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        xy, logits = self.split(out)
+        xy, logits = self.split(out, batch)
         queries, usable = first_visible_queries(batch["occluded"], batch["tracks"])
         return {"tracks": xy * self.scale[[2, 1]], "occluded": logits < 0, "query_points": queries, "usable": usable}
 

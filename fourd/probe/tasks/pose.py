@@ -26,6 +26,7 @@ class CameraPoseTask(ProbeTask):
         self.num_queries = geometry.num_frames
         self.outputs_per_query = 9
         self.translation_weight = translation_weight
+        self.register_buffer("identity_6d", matrix_to_rotation_6d(torch.eye(3)), persistent=False)
 
     def fit_prior(self, train: dict[str, torch.Tensor]) -> None:
         """Nothing to learn: the camera never moves (identity relative poses)."""
@@ -37,14 +38,18 @@ class CameraPoseTask(ProbeTask):
     def poses(self, out: torch.Tensor) -> torch.Tensor:
         """(B, T, 9) -> relative poses (B, T, 4, 4)."""
         pose = torch.zeros(*out.shape[:-1], 4, 4, dtype=out.dtype, device=out.device)
-        pose[..., :3, :3] = rotation_6d_to_matrix(out[..., :6])
+        pose[..., :3, :3] = rotation_6d_to_matrix(self.rotation_6d(out))
         pose[..., :3, 3] = out[..., 6:]
         pose[..., 3, 3] = 1
         return pose
 
+    def rotation_6d(self, out: torch.Tensor) -> torch.Tensor:
+        """The 6-D rotation: a move from the identity, where an untrained head (zero output) starts."""
+        return out[..., :6] + self.identity_6d
+
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         target = relative_poses(batch["world_to_camera"])
-        rotation = F.l1_loss(out[..., :6], matrix_to_rotation_6d(target[..., :3, :3]))
+        rotation = F.l1_loss(self.rotation_6d(out), matrix_to_rotation_6d(target[..., :3, :3]))
         return rotation + self.translation_weight * F.l1_loss(out[..., 6:], target[..., :3, 3])
 
     def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

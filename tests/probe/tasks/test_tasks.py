@@ -7,7 +7,7 @@ from einops import rearrange
 from fourd.probe.metrics.pose import relative_poses
 from fourd.probe.metrics.rotation import matrix_to_rotation_6d
 from fourd.probe.tasks import ClipGeometry, build_task
-from fourd.probe.tasks.base import features_on_grid
+from fourd.probe.tasks.base import features_at, features_on_grid
 from fourd.probe.tasks.points import first_visible_queries
 
 G = ClipGeometry(num_frames=4, height=16, width=16, num_points=3, num_objects=2, num_classes=5)
@@ -54,6 +54,10 @@ def test_first_visible_queries():
     assert queries[0, 2, 0] == 0
 
 
+def identity(features):
+    return features
+
+
 def test_points_perfect_output():
     task = build_task("points", G, 8)
     tracks = torch.rand(2, 3, 4, 2) * 15
@@ -61,21 +65,35 @@ def test_points_perfect_output():
     occluded[:, :, 0] = False
     xy = tracks / torch.tensor([16.0, 16.0])
     logits = torch.where(occluded, -10.0, 10.0)
-    out = torch.cat([xy, logits[..., None]], -1).flatten(-2)
+    moves = xy - xy[:, :, :1]  # queried at frame 0: the readout predicts moves from the query point
+    out = torch.cat([moves, logits[..., None]], -1).flatten(1, 2)  # one query per (track, frame)
     batch = {"tracks": tracks, "occluded": occluded}
-    assert task.query_tokens(batch, torch.zeros(2, 4, 16, 8), torch.zeros(1, 8)).shape == (2, 3, 8)
+    assert task.num_queries == 4 and task.outputs_per_query == 3 and task.per_frame
+    tokens = task.query_tokens(batch, torch.zeros(2, 2, 4, 8), torch.zeros(4, 8), identity)
+    assert tokens.shape == (2, 3 * 4, 8)
     metrics = task.metrics(task.predict(out, batch), batch)
     assert metrics["average_jaccard"] == pytest.approx(1.0) and metrics["occlusion_accuracy"] == pytest.approx(1.0)
 
 
+def test_point_queries_carry_what_the_point_looks_like():
+    task = build_task("points", G, 8)
+    features = torch.zeros(1, 2, 4, 8)  # 2 token times of 2 x 2 tokens (8 x 8 pixels each)
+    features[0, 0, 3] = 1.0  # the bottom-right token of the first tubelet
+    tracks = torch.tensor([[[[12.0, 12.0]] * 4, [[4.0, 4.0]] * 4]])  # x, y: bottom-right, then top-left
+    batch = {"tracks": tracks, "occluded": torch.zeros(1, 2, 4, dtype=torch.bool)}
+    tokens = task.query_tokens(batch, features, torch.zeros(4, 8), lambda f: f * 100)
+    assert (tokens[0, :4] - tokens[0, 4:]).abs().max() > 50  # the two tracks differ by what their points look like
+
+
 def test_boxes_perfect_output():
     task = build_task("boxes", G, 8)
-    boxes = torch.tensor([2.0, 3.0, 10.0, 12.0]).repeat(2, 2, 4, 1)
+    boxes = torch.tensor([2.0, 3.0, 10.0, 12.0]).repeat(2, 2, 4, 1) + torch.arange(4.0)[:, None]  # moving right-down
     visible = torch.ones(2, 2, 4, dtype=torch.bool)
-    out = torch.logit(boxes / 16).flatten(-2)
+    out = ((boxes - boxes[:, :, :1]) / 16).flatten(1, 2)  # moves of the first-frame box, a query per (object, frame)
     batch = {"boxes": boxes, "box_visible": visible}
     assert task.loss(out, batch) < 1e-5
     assert task.metrics(task.predict(out, batch), batch)["mean_iou"] == pytest.approx(1.0, abs=1e-5)
+    assert task.query_tokens(batch, torch.zeros(2, 2, 4, 8), torch.zeros(4, 8), identity).shape == (2, 2 * 4, 8)
 
 
 def test_pose_perfect_output():
@@ -83,7 +101,8 @@ def test_pose_perfect_output():
     world_to_camera = random_poses(2, 4)
     rel = relative_poses(world_to_camera)
     torch.testing.assert_close(rel[:, 0], torch.eye(4).expand(2, 4, 4), atol=1e-5, rtol=0)
-    out = torch.cat([matrix_to_rotation_6d(rel[..., :3, :3]), rel[..., :3, 3]], -1)
+    moves = matrix_to_rotation_6d(rel[..., :3, :3]) - matrix_to_rotation_6d(torch.eye(3))  # from the identity
+    out = torch.cat([moves, rel[..., :3, 3]], -1)
     batch = {"world_to_camera": world_to_camera}
     assert task.loss(out, batch) < 1e-5
     metrics = task.metrics(task.predict(out, batch), batch)
@@ -110,10 +129,53 @@ def test_depth_queries_carry_the_features_at_their_patch():
     task = build_task("depth", geometry, 8, output_patch=(2, 8, 8))
     learned = torch.zeros(task.num_queries, 8)
     features = torch.randn(2, 4, 4, 8)
-    tokens = task.query_tokens({}, features, learned)
+    tokens = task.query_tokens({}, features, learned, identity)
     assert tokens.shape == (2, task.num_queries, 8)
     assert not torch.allclose(tokens[0], tokens[1])  # two clips, two sets of queries
     changed = features.clone()
     changed[:, :, 0] += 5  # only the top-left token of every frame
-    moved = (task.query_tokens({}, changed, learned) - tokens).abs().sum(-1)
+    moved = (task.query_tokens({}, changed, learned, identity) - tokens).abs().sum(-1)
     assert moved[0, 0] > 0 and moved[0, 3] == 0  # the top-left patch's query moved, the bottom-right one did not
+
+
+def test_features_at_token_centres_are_the_tokens():
+    features = torch.randn(1, 2, 6, 3)  # 2 token times (2 frames each) of 2 x 3 tokens, 8 x 8 pixels each
+    points = torch.tensor([[[0.5, 4.0, 4.0], [2.5, 12.0, 20.0]]])  # (frame, y, x) at two token centres
+    read = features_at(features, points, (4, 16, 24))
+    torch.testing.assert_close(read[0, 0], features[0, 0, 0])
+    torch.testing.assert_close(read[0, 1], features[0, 1, 5])  # second tubelet, bottom-right token
+
+
+@pytest.mark.parametrize("task_name", ["depth", "points", "boxes", "pose"])
+def test_an_untrained_head_predicts_the_prior(task_name):
+    """Heads predict moves away from the train prior, so a new head scores exactly what `trivial` does."""
+    from fourd.models.readout import ReadoutConfig
+    from fourd.probe.module import ProbeHead
+    from fourd.probe.readout import ProbeReadout
+
+    geometry = ClipGeometry(num_frames=4, height=16, width=16, num_points=3, num_objects=2, feature_width=8)
+    task = build_task(task_name, geometry, 8)
+    b = 2
+    batch = {
+        "depth": torch.rand(b, 4, 16, 16) + 1,
+        "tracks": torch.rand(b, 3, 4, 2) * 15,
+        "occluded": torch.zeros(b, 3, 4, dtype=torch.bool),
+        "boxes": torch.tensor([2.0, 3.0, 10.0, 12.0]).repeat(b, 2, 4, 1),
+        "box_visible": torch.ones(b, 2, 4, dtype=torch.bool),
+        "world_to_camera": random_poses(b, 4),
+        "features": torch.randn(b, 2, 4, 8),
+    }
+    task.fit_prior(batch)
+    config = ReadoutConfig(
+        width=8,
+        heads=2,
+        num_queries=task.num_queries,
+        num_classes=task.outputs_per_query,
+        mlp=16,
+        num_frames=2,
+        encoder_width=8,
+    )
+    head = ProbeHead(task, ProbeReadout(config, (2, 2)))
+    predicted, prior = task.predict(head(batch), batch), task.predict_prior(batch)
+    key = {"depth": "depth", "points": "tracks", "boxes": "boxes", "pose": "poses"}[task_name]
+    torch.testing.assert_close(predicted[key], prior[key], atol=1e-5, rtol=0)
