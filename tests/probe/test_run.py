@@ -263,3 +263,37 @@ def test_an_impossible_random_backbone_is_named_by_its_key():
     cfg = compose("probe", ["random_backbone.depth=0"])
     with pytest.raises(ConfigError, match="^random_backbone: encoder sizes must be positive .* got depth=0"):
         load_backbone("random", cfg.random_backbone)
+
+
+class DepthAsVideo(torch.utils.data.Dataset):
+    """The world's clips with each frame replaced by a picture of its depth (red: log-depth, green 0, blue 255,
+    so that the readout's per-token normalisation keeps the level): a video from which depth can be read."""
+
+    def __init__(self, clips: torch.utils.data.Dataset) -> None:
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.clips[index])
+        code = (item["depth"].clamp(0.1, 10).log() - math.log(0.1)) / (math.log(10) - math.log(0.1))
+        item["video"] = torch.stack([code, torch.zeros_like(code), torch.ones_like(code)]).mul(255).to(torch.uint8)
+        return item
+
+
+def test_a_probe_reads_depth_from_a_video_that_shows_it(tmp_path):
+    """The readout must use its features: on pixels that show the depth it beats the no-video prior by far."""
+    from fourd.probe import run as probe_run
+
+    cfg = compose_probe(
+        tmp_path, "probe=depth", "backbone=pixels", "train.steps=200", "train.lrs=[1e-2]", "train.warmup_steps=10"
+    )
+    backbone = load_backbone("pixels", {})
+    splits, num_classes, identity = probe_run.probe_splits(cfg)
+    splits = {name: DepthAsVideo(split) for name, split in splits.items()}
+    data = probe_run.split_tensors(cfg, backbone, splits, identity + "depth as video")
+    geometry = probe_run.clip_geometry(splits["test"], num_classes, backbone.width)
+    _, prior, _ = probe_run.probe_prior(cfg, geometry, data)
+    _, read, _ = probe_run.probe_with_heads(cfg, geometry, backbone, data, tmp_path / "run")
+    assert read["abs_rel"] < 0.5 * prior["abs_rel"], (read, prior)
