@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -108,6 +109,36 @@ def markdown_table(results: dict[Key, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def margin_cell(records: list[dict[str, Any]], baseline: list[dict[str, Any]], metric: str, higher: bool) -> str:
+    """How far `records` beat `baseline` on `metric` (positive: better), in units of their pooled seed std."""
+    mean, std = mean_std(records, metric)
+    base_mean, base_std = mean_std(baseline, metric)
+    margin = (mean - base_mean) if higher else (base_mean - mean)
+    pooled = ((std**2 + base_std**2) / 2) ** 0.5
+    if min(len(records), len(baseline)) < 2 and pooled == 0:
+        return f"{margin:+.3f} (one seed)"
+    sigmas = margin / pooled if pooled else (math.inf if margin > 0 else -math.inf if margin < 0 else 0.0)
+    return f"{margin:+.3f} ({sigmas:+.1f}σ){' ✓' if sigmas > 2 else ''}"
+
+
+def margins_table(results: dict[Key, list[dict[str, Any]]]) -> str:
+    """Per backbone and task: its headline margin over each baseline that it is not, in pooled seed stds; ✓ marks
+    a margin above 2σ. A representation is worth something only where it beats every baseline."""
+    tasks = [t for t in SHOWN if any(task == t for task, _ in results)]
+    names = [b for b in backbone_order(results) if b != "trivial"]
+    lines = ["| backbone | vs | " + " | ".join(f"{t} {TASKS[t].headline[0]}" for t in tasks) + " |"]
+    lines.append("|" + "---|" * (len(tasks) + 2))
+    for name in names:
+        for baseline in [b for b in BASELINES if b != name and any(key == (t, b) for t in tasks for key in results)]:
+            cells = []
+            for task in tasks:
+                metric, higher = TASKS[task].headline
+                ours, theirs = results.get((task, name)), results.get((task, baseline))
+                cells.append(margin_cell(ours, theirs, metric, higher) if ours and theirs else "")
+            lines.append(f"| {name} | {baseline} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def scaling_plot(results: dict[Key, list[dict[str, Any]]], path: str | Path) -> Path:
     """Headline metric (mean ± std over seeds) vs encoder parameters, one panel per task. `trivial` and
     `pixels` are horizontal reference lines; the y axis starts at 0 so that gaps are shown at their size."""
@@ -150,7 +181,8 @@ def scaling_plot(results: dict[Key, list[dict[str, Any]]], path: str | Path) -> 
 def write_report(results: str | Path, out: str | Path) -> tuple[str, Path, Path]:
     """Read a results file, write `out`/results.md and `out`/scaling.png: (the table, its path, the plot's path)."""
     grouped = read_results(results)
-    table = markdown_table(grouped)
+    table = markdown_table(grouped) + "\n\nMargins over the baselines (headline metric, mean over seeds):\n\n"
+    table += margins_table(grouped)
     out = Path(out)
     markdown = atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(table + "\n"))
     return table, markdown, scaling_plot(grouped, out / "scaling.png")

@@ -5,12 +5,12 @@ import logging
 
 import pytest
 
-from fourd.probe.report import ResultsError, read_results
+from fourd.probe.report import ResultsError, margins_table, read_results
 from fourd.probe.run import append_result
 
 
-def record(seed: int, abs_rel: float) -> dict:
-    return {"task": "depth", "backbone": "random", "backbone_params": 10, "seed": seed, "metrics": {"abs_rel": abs_rel}}
+def record(seed: int, abs_rel: float, backbone: str = "random") -> dict:
+    return {"task": "depth", "backbone": backbone, "backbone_params": 10, "seed": seed, "metrics": {"abs_rel": abs_rel}}
 
 
 def test_bad_lines_are_skipped_named_and_the_rest_reported(tmp_path, caplog):
@@ -45,3 +45,23 @@ def test_a_result_appended_after_a_line_cut_short_starts_a_new_line(tmp_path):
         f.write('{"task": "dep')  # a run killed while writing its line
     append_result(path, record(1, 0.2))
     assert [r["seed"] for r in read_results(path)[("depth", "random")]] == [0, 1]
+
+
+def test_margins_are_in_pooled_seed_stds_and_checked_only_above_two():
+    def seeds(backbone, *values):
+        return [record(seed, value, backbone) for seed, value in enumerate(values)]
+
+    results = {
+        ("depth", "trivial"): seeds("trivial", 0.30, 0.30),
+        ("depth", "random"): seeds("random", 0.29, 0.27),  # mean 0.28, std 0.01414
+        ("depth", "mine"): seeds("mine", 0.20, 0.22),  # mean 0.21, std 0.01414
+    }
+    lines = margins_table(results).splitlines()
+    rows = {tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line for line in lines[2:]}
+    # lower AbsRel is better: mine beats random by 0.07 in pooled std 0.01414 (4.9σ), trivial by 0.09 (9.0σ)
+    assert "+0.070 (+4.9σ) ✓" in rows[("mine", "random")] and "+0.090 (+9.0σ) ✓" in rows[("mine", "trivial")]
+    # random beats trivial by 0.02 in pooled std sqrt(0.01414^2 / 2) = 0.01: exactly 2σ is not above 2σ
+    assert "+0.020 (+2.0σ)" in rows[("random", "trivial")] and "✓" not in rows[("random", "trivial")]
+    assert ("trivial", "random") not in rows  # the prior is the reference, never compared itself
+    one_seed = margins_table({("depth", "trivial"): seeds("trivial", 0.3), ("depth", "mine"): seeds("mine", 0.2)})
+    assert "+0.100 (one seed)" in one_seed
