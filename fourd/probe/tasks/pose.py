@@ -59,7 +59,7 @@ class CameraPoseTask(ProbeTask):
         return pose_metrics(preds["poses"].numpy(), relative_poses(batch["world_to_camera"]).numpy())
 
     def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
-        """Top-down (x, z) camera trajectories, true (solid) and predicted (dashed), next to the first frames."""
+        """Top-down (x, z) camera paths of the first clips: true (solid) and predicted (dashed), with a legend."""
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # after choosing the non-interactive backend
 
@@ -67,10 +67,11 @@ class CameraPoseTask(ProbeTask):
         fig, axes = plt.subplots(1, clips, figsize=(3 * clips, 3), squeeze=False)
         true = relative_poses(batch["world_to_camera"])
         for clip, ax in enumerate(axes[0]):
-            for poses, style in ((true[clip], "-"), (preds["poses"][clip], "--")):
+            for poses, style, label in ((true[clip], "-", "true"), (preds["poses"][clip], "--", "predicted")):
                 centres = -(poses[:, :3, :3].transpose(1, 2) @ poses[:, :3, 3:])[..., 0].numpy()
-                ax.plot(centres[:, 0], centres[:, 2], style, marker="o", markersize=3)
-            ax.set_title(f"clip {clip}: x-z path", fontsize=8)
+                ax.plot(centres[:, 0], centres[:, 2], style, marker="o", markersize=3, label=label)
+            ax.set_title(f"clip {clip}: camera path from above (x, z)", fontsize=8)
+            ax.legend(fontsize=7)
             ax.set_aspect("equal", adjustable="datalim")
         fig.tight_layout()
         fig.canvas.draw()
