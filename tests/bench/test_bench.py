@@ -108,10 +108,11 @@ def test_rounds_interleave_and_warm_up_reports_memory():
 
 
 def assert_consistent_rates(out: dict) -> None:
-    """Every rate follows from the one measured step time: clips, tokens (4 x 4 x 2 per tiny clip) and FLOPs."""
+    """Every rate follows from the one measured step time: clips, tokens (4 x 4 x 2 per tiny clip) and FLOPs, each
+    within its rounding (3 decimals for clips/s, 1 for tokens/s), whatever the step time on a loaded machine."""
     seconds = out["step_ms"] / 1e3
-    assert out["clips_per_s"] == pytest.approx(out["batch"] / seconds, rel=2e-3)
-    assert out["tokens_per_s"] == pytest.approx(out["clips_per_s"] * 2 * 4 * 4, rel=1e-3)
+    assert out["clips_per_s"] == pytest.approx(out["batch"] / seconds, rel=1e-4, abs=5e-4)
+    assert out["tokens_per_s"] == pytest.approx(out["batch"] * 2 * 4 * 4 / seconds, rel=1e-4, abs=5e-2)
     assert out["tflops"] == pytest.approx(out["flops_per_step"] / seconds / 1e12, rel=2e-3, abs=5e-6)  # 5 decimals
 
 
