@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from fourd.probe.metrics.pose import pose_metrics, relative_poses
 from fourd.probe.metrics.rotation import matrix_to_rotation_6d, rotation_6d_to_matrix
-from fourd.probe.tasks.base import ClipGeometry, ProbeTask
+from fourd.probe.tasks.base import ClipGeometry, Describe, ProbeTask
 from fourd.viz import save_grid
 
 
@@ -27,6 +27,16 @@ class CameraPoseTask(ProbeTask):
         self.outputs_per_query = 9
         self.translation_weight = translation_weight
         self.register_buffer("identity_6d", matrix_to_rotation_6d(torch.eye(3)), persistent=False)
+
+    def query_tokens(
+        self, batch: dict[str, torch.Tensor], features: torch.Tensor, learned: torch.Tensor, describe: Describe
+    ) -> torch.Tensor:
+        """Per frame: its learned token and how the frame's features differ from frame 0's, place by place
+        (what moved), summed over the places."""
+        change = describe(features) - describe(features[:, :1])  # B t N P
+        per_time = change.mean(2)  # B t P
+        frames = per_time.repeat_interleave(self.geometry.num_frames // features.shape[1], dim=1)
+        return learned + frames
 
     def fit_prior(self, train: dict[str, torch.Tensor]) -> None:
         """Nothing to learn: the camera never moves (identity relative poses)."""

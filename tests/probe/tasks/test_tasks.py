@@ -179,3 +179,14 @@ def test_an_untrained_head_predicts_the_prior(task_name):
     predicted, prior = task.predict(head(batch), batch), task.predict_prior(batch)
     key = {"depth": "depth", "points": "tracks", "boxes": "boxes", "pose": "poses"}[task_name]
     torch.testing.assert_close(predicted[key], prior[key], atol=1e-5, rtol=0)
+
+
+def test_pose_queries_carry_how_each_frame_differs_from_the_first():
+    task = build_task("pose", G, 8)
+    still = torch.randn(1, 1, 4, 8).expand(-1, 2, -1, -1)  # 2 token times (2 frames each), identical
+    learned = torch.randn(4, 8)
+    torch.testing.assert_close(task.query_tokens({}, still, learned, identity), learned[None])
+    moved = still.clone()
+    moved[:, 1, 0] += 1.0  # one place changes in the second tubelet (frames 2 and 3)
+    change = task.query_tokens({}, moved, learned, identity) - learned
+    assert change[0, :2].abs().max() == 0 and (change[0, 2:].abs().sum(-1) > 0).all()
