@@ -47,6 +47,8 @@ class ProbeReadout(AttentionReadout):
         if query_tokens is None:
             raise ValueError("per-frame queries are the task's: pass query_tokens")
         t = inputs.shape[1]  # token times, each covering r frames
+        if per_frame_of % t:
+            raise ValueError(f"{t} token times do not tile {per_frame_of} frames: per-frame queries cannot be placed")
         r = per_frame_of // t
         x = rearrange(self.embed_inputs(inputs), "b t n d -> (b t) n d")
         out = self.attend(x, rearrange(query_tokens, "b (k t r) p -> (b t) (k r) p", t=t, r=r))

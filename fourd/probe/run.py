@@ -106,18 +106,18 @@ def build_head(cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone) -> P
     """A fresh task and probe readout sized for the clips and the backbone's features."""
     r = cfg.readout
     task = probe_task(cfg, geometry)
+    grid = backbone.token_grid((geometry.num_frames, geometry.height, geometry.width))
     config = ReadoutConfig(
         width=r.width,
         heads=r.heads,
         num_queries=task.num_queries,
         num_classes=task.outputs_per_query,
         mlp=4 * r.width,
-        num_frames=geometry.num_frames // backbone.patch_size[0],  # the features' token times
+        num_frames=grid[0],  # the features' token times
         readout_depth=r.readout_depth,
         encoder_width=backbone.width,
     )
-    grid = (geometry.height // backbone.patch_size[1], geometry.width // backbone.patch_size[2])
-    return ProbeHead(task, ProbeReadout(config, grid))
+    return ProbeHead(task, ProbeReadout(config, grid[1:]))
 
 
 def train_heads(
