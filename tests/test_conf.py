@@ -10,6 +10,9 @@ from omegaconf import OmegaConf
 
 from fourd.conf import CONFIG_DIR, compose, encoder_config, mae_config
 from fourd.models.zoo import parameter_counts, zoo_rows
+from fourd.probe.backbones import load_backbone
+from fourd.probe.run import build_head
+from fourd.probe.tasks.base import ClipGeometry
 
 EXPS = sorted(p.stem for p in (Path(CONFIG_DIR) / "exp").glob("*.yaml"))
 ZOO = {row["name"]: row for row in zoo_rows(mask_ratio=0.95)}
@@ -74,3 +77,21 @@ def test_data_world_pretrains_on_the_videos_of_the_probes_world(tmp_path):
     assert isinstance(dataset, WorldDataset) and dataset.split == "train" and len(dataset) == 3
     video = dataset[0]["video"]
     assert video.dtype == torch.uint8 and video.shape == (3, train.model.num_frames, 64, 64)
+
+
+PROBE_EXPS = sorted(p.stem for p in (Path(CONFIG_DIR) / "probe_exp").glob("[!_]*.yaml"))
+PAPER_GEOMETRY = {"num_frames": 16, "height": 224, "width": 224, "num_points": 64, "num_objects": 4, "num_classes": 174}
+
+
+@pytest.mark.parametrize("probe_exp", PROBE_EXPS)
+def test_every_paper_probe_composes_and_builds_on_meta(probe_exp):
+    cfg = compose("probe", [f"+probe_exp={probe_exp}", "backbone=random"])
+    assert (cfg.readout.width, cfg.readout.heads, cfg.readout.readout_depth) == (1024, 16, 0.95)
+    assert (cfg.probe_data.test.num_frames, cfg.probe_data.test.size) == (16, 224)
+    with torch.device("meta"):
+        backbone = load_backbone(cfg.backbone, cfg.random_backbone)
+        head = build_head(cfg, ClipGeometry(**PAPER_GEOMETRY, feature_width=backbone.width), backbone)
+    assert backbone.params == ZOO["b"]["encoder_params"]  # ViT-B at 16x224x224, 2x16x16 tubelets
+    assert head.readout.config.num_frames == 8 and head.readout.coords.shape == (14 * 14, 2)
+    queries = {"depth": 16 * 224 * 224 // (2 * 8 * 8), "points": 16, "pose": 16, "classification": 1}
+    assert head.task.num_queries == queries[cfg.probe.task]
