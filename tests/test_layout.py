@@ -12,7 +12,16 @@ import pytest
 import fourd
 
 PACKAGE = Path(fourd.__file__).parent
-CLIS = {"fourd.convert", "fourd.depth", "fourd.export", "fourd.extract", "fourd.plan", "fourd.report", "fourd.world"}
+CLIS = {
+    "fourd.convert",
+    "fourd.depth",
+    "fourd.export",
+    "fourd.extract",
+    "fourd.plan",
+    "fourd.report",
+    "fourd.study",
+    "fourd.world",
+}
 
 
 def module_name(path: Path) -> str:

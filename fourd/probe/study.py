@@ -1,0 +1,76 @@
+"""A scaling study (fourd/conf/study.yaml): pretrain each size with one recipe, probe each on the 4D tasks beside
+the baselines, write the report. Each step runs as its own fourd command (so train and probe stay apart); a rerun
+skips the sizes already pretrained and the probes already recorded."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def size_name(size: Mapping[str, Any]) -> str:
+    """A folder name for one size's model overrides: `vit_b`, or `w128_d4` for an explicit shape."""
+    if set(size) == {"size"}:
+        return f"vit_{size['size']}"
+    return f"w{size['width']}_d{size['depth']}"
+
+
+def train_command(train: Sequence[str], size: Mapping[str, Any], run_dir: Path) -> list[str]:
+    model = [f"model.{key}={value}" for key, value in size.items()]
+    return [sys.executable, "-m", "fourd.train", *train, *model, f"hydra.run.dir={run_dir}"]
+
+
+def recorded(results: Path) -> set[tuple[str, str, int]]:
+    """(task, backbone, seed) of every probe already in the results file."""
+    if not results.is_file():
+        return set()
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    return {(row["task"], row["backbone"], row["seed"]) for row in rows}
+
+
+def probe_command(
+    tasks: Sequence[str], backbones: Sequence[str], seeds: Sequence[int], overrides: Sequence[str], out: Path
+) -> list[str]:
+    """One Hydra multirun of fourd.probe over tasks x backbones x seeds, recording into <out>/probe_results.jsonl."""
+    return [
+        sys.executable, "-m", "fourd.probe", "-m",
+        f"probe={','.join(tasks)}", f"backbone={','.join(backbones)}", f"seed={','.join(map(str, seeds))}",
+        f"results={out / 'probe_results.jsonl'}", f"hydra.sweep.dir={out / 'probe'}", *overrides,
+    ]  # fmt: skip
+
+
+def missing(backbones: Sequence[str], tasks: Sequence[str], seeds: Sequence[int], done: set) -> list[str]:
+    """The backbones with a probe not yet recorded."""
+    return [b for b in backbones if any((t, b, s) not in done for t in tasks for s in seeds)]
+
+
+def run(command: list[str]) -> None:
+    log.info(" ".join(command[1:]))
+    subprocess.run(command, check=True)
+
+
+def study(cfg: DictConfig) -> Path:
+    """Pretrain, probe and report; returns the report folder."""
+    out = Path(cfg.out)
+    encoders = []
+    for size in OmegaConf.to_container(cfg.sizes):
+        run_dir = out / size_name(size)
+        encoders.append(str(run_dir / "encoder.safetensors"))
+        if not Path(encoders[-1]).is_file():
+            run(train_command(list(cfg.train), size, run_dir))
+    p = cfg.probe
+    todo = missing([*p.baselines, *encoders], p.tasks, p.seeds, recorded(out / "probe_results.jsonl"))
+    if todo:
+        run(probe_command(list(p.tasks), todo, list(p.seeds), list(p.overrides), out))
+    report = out / "report"
+    run([sys.executable, "-m", "fourd.report", "--results", str(out / "probe_results.jsonl"), "--out", str(report)])
+    return report
