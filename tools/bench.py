@@ -3,6 +3,8 @@
     python tools/bench.py --exp demo --steps 20 --compare-reference
     python tools/bench.py --exp vit_l --batch 32 --compile            # bf16 autocast and MFU on CUDA
     python tools/bench.py --exp demo --loader --steps 50                # the training data loader alone
+    python tools/bench.py --exp vit_l --loader data=video data.dataset.source=DIR data.repeated_sampling=4
+                                          # clips/s beside the raw decode limit and what a GPU would consume
     python tools/bench.py --exp vit_22b --forward-only --batch 1        # encoder inference, bf16 weights
 
 Trailing arguments are Hydra overrides of the train config (model.size=l data.batch_size=32 ...).
@@ -39,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="untimed steps first (compilation, workers); then, with a model, one more measures memory",
     )
     parser.add_argument("--compare-reference", action="store_true", help="also time the plain reference MAE")
+    parser.add_argument("--mfu", type=float, default=0.45, help="--loader: the MFU a GPU is assumed to train at")
+    parser.add_argument(
+        "--gpu-tflops", type=float, help="--loader: that GPU's peak (default: measured on CUDA, else an H100's 989)"
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--loader", action="store_true", help="time the training data loader alone")
     mode.add_argument("--forward-only", action="store_true", help="time encoder inference on whole clips")
@@ -76,7 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--dtype {args.dtype}: choose one of {', '.join(DTYPES)}")
     cfg = compose_train(args.exp, [*args.overrides, *flag_overrides(args)])
     device = args.device or default_device()
-    opts = BenchOptions(device, args.dtype or default_dtype(device), args.steps, args.warmup, args.compare_reference)
+    opts = BenchOptions(
+        device,
+        args.dtype or default_dtype(device),
+        args.steps,
+        args.warmup,
+        args.compare_reference,
+        args.mfu,
+        args.gpu_tflops * 1e12 if args.gpu_tflops else None,
+    )
     bench = bench_loader if args.loader else bench_forward if args.forward_only else bench_train
     print(json.dumps(bench(args.exp, cfg, opts)), flush=True)
     return 0

@@ -26,14 +26,20 @@ from fourd.bench.build import (
     single_process_group,
     train_step,
 )
-from fourd.bench.loader import loader_clips_per_s
+from fourd.bench.loader import (
+    H100_BF16_DENSE_FLOPS,
+    decode_limit_clips_per_s,
+    gpu_demand_clips_per_s,
+    loader_clips_per_s,
+)
 from fourd.bench.timing import matmul_peak_flops, time_rounds, warm_up
 from fourd.conf import compose, mae_config
+from fourd.data.clips import VideoClipDataset
 from fourd.models.attention import resolve_backend
 from fourd.models.flops import encoder_flops, mae_flops
 from fourd.models.mae import MAEConfig
 from fourd.models.zoo import parameter_counts
-from fourd.train.datamodule import VideoDataModule
+from fourd.train.datamodule import data_module
 from fourd.train.optim import OptimConfig, scaled_lr
 from fourd.train.parallelize import FSDPConfig, build_mae, fsdp_settings
 from fourd.train.settings import check_settings
@@ -46,6 +52,8 @@ class BenchOptions:
     steps: int = 10
     warmup: int = 3
     compare_reference: bool = False
+    mfu: float = 0.45  # --loader: the GPU's assumed training MFU
+    peak_flops: float | None = None  # --loader: the GPU's peak (None: the measured one on CUDA, else an H100's)
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
@@ -211,20 +219,38 @@ def bench_forward(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, An
 
 
 def bench_loader(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]:
-    """Clips per second of the experiment's training loader (its dataset, workers, prefetch; pinned on CUDA)."""
+    """Clips per second of the experiment's training loader (its dataset, workers, prefetch; pinned on CUDA); for
+    real videos also the raw decode limit of the same videos with the same workers; and the clips per second that
+    one GPU would consume training this experiment at `opts.mfu`."""
     data = {k: v for k, v in cfg.data.items() if k != "dataset"}
-    datamodule = VideoDataModule(instantiate(cfg.data.dataset), **data)
+    datamodule = data_module(instantiate(cfg.data.dataset), **data)
+    dataset = datamodule.dataset
     clips_per_s = loader_clips_per_s(datamodule.train_dataloader(), opts.steps, opts.warmup, opts.device)
+    decode_limit = None
+    if isinstance(dataset, VideoClipDataset):
+        decode_limit = decode_limit_clips_per_s(
+            dataset, datamodule.items_per_batch, datamodule.num_workers, opts.steps, opts.warmup
+        )
+    peak = opts.peak_flops or device_peak_flops(opts.device) or H100_BF16_DENSE_FLOPS
+    demand = gpu_demand_clips_per_s(3 * mae_flops(mae_config(cfg.model))["total"], opts.mfu, peak)
+    per_worker = clips_per_s / max(datamodule.num_workers, 1)
     return {
         "exp": exp,
         "mode": "loader",
         "device": device_name(opts.device),
         "dataset": cfg.data.dataset._target_,
         "batch": datamodule.batch_size,
+        "repeated_sampling": getattr(dataset, "repeats", 1),
+        "decode_short_side": getattr(dataset, "decode_short_side", None),
         "num_workers": datamodule.num_workers,
         "prefetch_factor": datamodule.prefetch_factor,
         "pin_memory": datamodule.pin_memory,
         "clips_per_s": round(clips_per_s, 3),
+        "decode_limit_clips_per_s": round(decode_limit, 3) if decode_limit else None,
+        "of_decode_limit": round(clips_per_s / decode_limit, 3) if decode_limit else None,
+        "gpu_demand_clips_per_s": round(demand, 1),
+        "gpu_assumed": {"mfu": opts.mfu, "peak_tflops": round(peak / 1e12, 1)},
+        "workers_to_keep_up": round(demand / per_worker, 1),
         "batches": opts.steps,
         "warmup": opts.warmup,
     }

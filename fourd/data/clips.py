@@ -92,6 +92,10 @@ class VideoClipDataset(Dataset):
     At construction the videos are listed and probed until one reads (:func:`check_readable`). An
     unreadable video is warned about once, remembered, and replaced by the next one: the item reads video
     "index" after passing over the "skipped" unreadable videos before it (:meth:`passed_over`).
+
+    ``repeats`` > 1 (repeated sampling, as MAE-ST and VideoMAE v2): each item decodes its frames once and makes
+    that many clips of them, each with its own crop and flip; "video" is then (repeats, C, T, size, size).
+    ``decode_short_side``: the decoder scales frames to this shorter side (None: decoded at full size).
     """
 
     def __init__(
@@ -103,9 +107,13 @@ class VideoClipDataset(Dataset):
         train: bool = True,
         max_retries: int = 16,
         backend: str | None = None,
+        repeats: int = 1,
+        decode_short_side: int | None = None,
     ) -> None:
-        if num_frames < 1 or stride < 1 or max_retries < 1:
-            raise ValueError(f"need positive values, got {num_frames=}, {stride=}, {max_retries=}")
+        if min(num_frames, stride, max_retries, repeats) < 1:
+            raise ValueError(f"need positive values, got {num_frames=}, {stride=}, {max_retries=}, {repeats=}")
+        if decode_short_side is not None and decode_short_side < size:
+            raise ValueError(f"decode_short_side {decode_short_side} is below the clip size {size}")
         self.source = Path(source)
         self.videos = list_videos(source)
         check_readable(source, self.videos, backend)
@@ -114,6 +122,8 @@ class VideoClipDataset(Dataset):
         self.train = train
         self.max_retries = max_retries
         self.backend = backend
+        self.repeats = repeats
+        self.decode_short_side = decode_short_side
         self.transform = ClipTransform(size, train=train)
         self.unreadable: dict[Path, str] = {}  # path -> reason; per process, each worker learns its own
 
@@ -145,7 +155,11 @@ class VideoClipDataset(Dataset):
 
     def _read(self, path: Path, rng: random.Random | None) -> torch.Tensor:
         frames = read_clip(
-            path, lambda length: sample_clip_indices(length, self.num_frames, self.stride, rng), self.backend
+            path,
+            lambda length: sample_clip_indices(length, self.num_frames, self.stride, rng),
+            self.backend,
+            self.decode_short_side,
         )
-        clip = self.transform(torch.from_numpy(frames).permute(0, 3, 1, 2))  # (T, C, H, W)
-        return clip.permute(1, 0, 2, 3).contiguous()
+        frames = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (T, C, H, W)
+        clips = [self.transform(frames).permute(1, 0, 2, 3) for _ in range(self.repeats)]
+        return clips[0].contiguous() if self.repeats == 1 else torch.stack(clips)

@@ -50,11 +50,24 @@ def read_frames(path: str | Path, indices: Sequence[int], backend: str | None = 
     return read_clip(path, lambda num_frames: indices, backend)
 
 
-def read_clip(path: str | Path, choose_indices: IndexChooser, backend: str | None = None) -> np.ndarray:
-    """Like :func:`read_frames`, with indices picked by ``choose_indices(num_frames)`` in the same opening."""
+def read_clip(
+    path: str | Path, choose_indices: IndexChooser, backend: str | None = None, short_side: int | None = None
+) -> np.ndarray:
+    """Like :func:`read_frames`, with indices picked by ``choose_indices(num_frames)`` in the same opening.
+
+    ``short_side``: the decoder scales the frames so that their shorter side has this many pixels (aspect kept),
+    which costs less than decoding at full size and resizing afterwards. None: the video's own size."""
     read = _READERS[_backend_name(backend)]
     choose_once = functools.cache(choose_indices)  # a fallback reader gets the same frames for the same length
-    return _guarded(path, lambda: read(Path(path), choose_once))
+    return _guarded(path, lambda: read(Path(path), choose_once, short_side))
+
+
+def scaled_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
+    """(height, width) with the shorter side at ``short_side`` (even sizes, aspect kept); unchanged for None."""
+    if short_side is None:
+        return height, width
+    scale = short_side / min(height, width)
+    return max(2, round(height * scale / 2) * 2), max(2, round(width * scale / 2) * 2)
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
@@ -127,17 +140,22 @@ def _decord():
     return decord
 
 
-def _open_decord(path: Path):
+def _open_decord(path: Path, short_side: int | None = None):
     decord = _decord()
-    return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    height, width = -1, -1  # decord's "as decoded"
+    if short_side is not None:
+        with av.open(str(path)) as container:  # the header alone: the frame size
+            stream = container.streams.video[0]
+            height, width = scaled_size(stream.height, stream.width, short_side)
+    return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, width=width, height=height)
 
 
 def _count_decord(path: Path) -> int:
     return len(_open_decord(path))
 
 
-def _read_decord(path: Path, choose_indices: IndexChooser) -> np.ndarray:
-    reader = _open_decord(path)
+def _read_decord(path: Path, choose_indices: IndexChooser, short_side: int | None) -> np.ndarray:
+    reader = _open_decord(path, short_side)
     indices = _checked_indices(choose_indices(len(reader)), len(reader))
     return reader.get_batch(indices).asnumpy()
 
@@ -151,15 +169,17 @@ def _count_av(path: Path) -> int:
         return stream.frames or sum(1 for _ in container.decode(stream))
 
 
-def _read_av(path: Path, choose_indices: IndexChooser) -> np.ndarray:
+def _read_av(path: Path, choose_indices: IndexChooser, short_side: int | None) -> np.ndarray:
     """Plain sequential decoding up to the last wanted frame: slower than decord's seeking, but simple."""
     num_frames = _count_av(path)
     indices = _checked_indices(choose_indices(num_frames), num_frames)
     wanted, frames = set(indices), {}
     with av.open(str(path)) as container:
-        for position, frame in enumerate(container.decode(container.streams.video[0])):
+        stream = container.streams.video[0]
+        height, width = scaled_size(stream.height, stream.width, short_side)
+        for position, frame in enumerate(container.decode(stream)):
             if position in wanted:
-                frames[position] = frame.to_ndarray(format="rgb24")
+                frames[position] = frame.to_ndarray(format="rgb24", height=height, width=width)
             if len(frames) == len(wanted):
                 break
     if len(frames) < len(wanted):
@@ -182,7 +202,7 @@ def _or_av(decord_action: Callable[..., T], av_action: Callable[..., T]) -> Call
 
 
 _COUNTERS: dict[str, Callable[[Path], int]] = {"decord": _or_av(_count_decord, _count_av), "av": _count_av}
-_READERS: dict[str, Callable[[Path, IndexChooser], np.ndarray]] = {
+_READERS: dict[str, Callable[[Path, IndexChooser, int | None], np.ndarray]] = {
     "decord": _or_av(_read_decord, _read_av),
     "av": _read_av,
 }

@@ -22,7 +22,7 @@ from fourd.models.zoo import parameter_counts
 from fourd.quiet import quiet_lightning
 from fourd.train.callbacks import EncoderExport, ReconstructionImages
 from fourd.train.checkpoints import DirectCheckpointIO, RollingCheckpoint, checkpoint_damage, list_checkpoints
-from fourd.train.datamodule import VideoDataModule
+from fourd.train.datamodule import data_module
 from fourd.train.logs import training_loggers
 from fourd.train.module import TrainModule
 from fourd.train.parallelize import build_strategy, fsdp_settings
@@ -155,7 +155,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
     log.info(f"model: {describe(config)}")
     L.seed_everything(cfg.seed, workers=True)
     data_kwargs = {k: v for k, v in cfg.data.items() if k != "dataset"}
-    datamodule = VideoDataModule(instantiate(cfg.data.dataset), **data_kwargs, seed=cfg.seed)
+    datamodule = data_module(instantiate(cfg.data.dataset), **data_kwargs, seed=cfg.seed)
     module = TrainModule(
         model=config.to_dict(),
         optim=OmegaConf.to_container(cfg.optimizer, resolve=True),

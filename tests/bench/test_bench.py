@@ -22,6 +22,7 @@ from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
 from fourd.models.vit import SpaceTimeViT, ViTConfig, count_parameters
 from fourd.train.parallelize import FSDPConfig, build_mae
 from tests.helpers import REPO
+from tests.helpers.videos import write_test_video
 
 TINY = [
     "model.width=32",
@@ -151,6 +152,24 @@ def test_cli_loader_times_the_training_loader():
         "data.dataset.num_clips=16",
     )
     assert out["mode"] == "loader" and out["num_workers"] == 1 and out["batch"] == 2 and out["batches"] == 2
+
+
+def test_cli_loader_on_videos_reports_the_decode_limit_and_what_a_gpu_would_consume(tmp_path):
+    for name in "abcd":
+        write_test_video(tmp_path / f"{name}.mp4")
+    video = ["data=video", f"data.dataset.source={tmp_path}", "data.num_workers=0", "data.repeated_sampling=2"]
+    out = run_bench(
+        *("--exp", "demo", "--loader", "--steps", "2", "--warmup", "1", "--device", "cpu"),
+        *("--mfu", "0.5", "--gpu-tflops", "100"),
+        *TINY,
+        *video,
+    )
+    flops_per_clip = 3 * mae_flops(mae_config(compose_train("demo", [*TINY, *video[:2]]).model))["total"]
+    assert out["gpu_demand_clips_per_s"] == pytest.approx(0.5 * 100e12 / flops_per_clip, abs=0.05)
+    assert out["gpu_assumed"] == {"mfu": 0.5, "peak_tflops": 100.0}
+    assert out["repeated_sampling"] == 2 and out["decode_short_side"] == 32 and out["batch"] == 2
+    assert out["of_decode_limit"] == pytest.approx(out["clips_per_s"] / out["decode_limit_clips_per_s"], rel=5e-3)
+    assert out["workers_to_keep_up"] == pytest.approx(out["gpu_demand_clips_per_s"] / out["clips_per_s"], rel=5e-3)
 
 
 class SlowClips(Dataset):

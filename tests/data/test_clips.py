@@ -244,3 +244,17 @@ def test_videos_too_narrow_for_decord_are_read_and_an_empty_file_is_still_skippe
     with pytest.warns(UserWarning, match="0_empty.mp4"):
         item = dataset[0]
     assert (item["index"], item["skipped"]) == (1, 1) and item["video"].shape == (3, 4, 8, 8)
+
+
+def test_repeated_sampling_makes_clips_of_one_decoding_each_with_its_own_crop(tmp_path):
+    write_test_video(tmp_path / "red.mp4", colour=RED, num_frames=24)
+    once = VideoClipDataset(tmp_path, num_frames=2, stride=1, size=24)
+    repeated = VideoClipDataset(tmp_path, num_frames=2, stride=1, size=24, repeats=3, decode_short_side=32)
+    torch.manual_seed(0)
+    assert once[0]["video"].shape == (3, 2, 24, 24)
+    torch.manual_seed(0)
+    clips = repeated[0]["video"]
+    assert clips.shape == (3, 3, 2, 24, 24)
+    assert not torch.equal(clips[0], clips[1]) and not torch.equal(clips[1], clips[2])  # crops and flips differ
+    with pytest.raises(ValueError, match="decode_short_side 16 is below the clip size 24"):
+        VideoClipDataset(tmp_path, num_frames=2, size=24, decode_short_side=16)

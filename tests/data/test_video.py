@@ -118,3 +118,14 @@ def test_a_video_decord_cannot_decode_prints_no_ffmpeg_lines(tmp_path, capfd):
     with pytest.raises(VideoReadError):
         read_frames(path, range(12), backend="decord")
     assert capfd.readouterr().err == ""  # the error says why; ffmpeg's own lines (written by the C library) do not
+
+
+@pytest.mark.parametrize("backend", READER_BACKENDS)
+def test_the_decoder_scales_frames_to_a_shorter_side_keeping_the_aspect(tmp_path, backend):
+    path = write_test_video(tmp_path / "v.mp4", num_frames=4)  # 48x64
+    full = read_frames(path, [0, 3], backend)
+    small = read_clip(path, lambda n: [0, 3], backend, short_side=24)
+    assert small.shape == (2, 24, 32, 3)
+    # the same pictures at half the size: each 2x2 block's mean, within the codec's and the scaler's error
+    halved = full.reshape(2, 24, 2, 32, 2, 3).mean(axis=(2, 4))
+    assert np.abs(small.astype(float) - halved).mean() < 6

@@ -5,7 +5,10 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 
+import pytest
+
 from fourd.data.clips import VideoClipDataset
+from fourd.errors import ConfigError
 from fourd.train.datamodule import VideoDataModule
 from tests.helpers.videos import write_broken_video, write_test_video
 
@@ -34,3 +37,17 @@ def test_batches_of_a_dataset_that_never_skips_name_nothing():
     module = VideoDataModule([{"video": 0, "skipped": 0}] * 2, batch_size=2)
     batch = module.on_before_batch_transfer(next(iter(module.train_dataloader())), 0)
     assert batch["unreadable"] == [] and batch["skipped"] == 0
+
+
+def test_repeated_sampling_batches_hold_batch_size_clips_of_fewer_videos(tmp_path):
+    for name in ("c", "d", "e", "f"):
+        write_test_video(tmp_path / f"{name}.mp4", num_frames=6)
+    dataset = VideoClipDataset(tmp_path, num_frames=2, stride=1, size=16, repeats=2)
+    module = VideoDataModule(dataset, batch_size=4, repeated_sampling=2)
+    batch = module.on_before_batch_transfer(next(iter(module.train_dataloader())), 0)
+    assert batch["video"].shape == (4, 3, 2, 16, 16) and len(batch["index"]) == 2  # 2 videos, 2 clips each
+    assert module.items_per_batch == 2
+    with pytest.raises(ConfigError, match="batch size 3 is not a multiple of the clips per video"):
+        VideoDataModule(dataset, batch_size=3, repeated_sampling=2)
+    with pytest.raises(ConfigError, match="repeated_sampling=1, but the dataset"):
+        VideoDataModule(dataset, batch_size=4)
