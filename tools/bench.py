@@ -1,8 +1,10 @@
 """Throughput of full MAE pretraining steps (optionally against a plain reference), the loader, or inference.
 
     python tools/bench.py --exp demo --steps 20 --compare-reference
+    python tools/bench.py --exp vit_b --batch 2 --steps 5 --compare-hf  # the peer: transformers' VideoMAE
     python tools/bench.py --exp vit_l --batch 32 --compile            # bf16 autocast and MFU on CUDA
     python tools/bench.py --exp demo --loader --steps 50                # the training data loader alone
+    python tools/bench.py --make-videos DIR                              # 40 Kinetics-like H.264 videos to read
     python tools/bench.py --exp vit_l --loader data=video data.dataset.source=DIR data.repeated_sampling=4
                                           # clips/s beside the raw decode limit and what a GPU would consume
     python tools/bench.py --exp vit_22b --forward-only --batch 1        # encoder inference, bf16 weights
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from fourd.errors import ConfigError, cli
 
@@ -41,10 +44,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="untimed steps first (compilation, workers); then, with a model, one more measures memory",
     )
     parser.add_argument("--compare-reference", action="store_true", help="also time the plain reference MAE")
+    parser.add_argument(
+        "--compare-hf", action="store_true", help="also time transformers' VideoMAEForPreTraining (the compare extra)"
+    )
     parser.add_argument("--mfu", type=float, default=0.45, help="--loader: the MFU a GPU is assumed to train at")
     parser.add_argument(
         "--gpu-tflops", type=float, help="--loader: that GPU's peak (default: measured on CUDA, else an H100's 989)"
     )
+    parser.add_argument("--make-videos", type=Path, metavar="DIR", help="write Kinetics-like videos to DIR and stop")
+    parser.add_argument("--num-videos", type=int, default=40, help="how many for --make-videos")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--loader", action="store_true", help="time the training data loader alone")
     mode.add_argument("--forward-only", action="store_true", help="time encoder inference on whole clips")
@@ -67,6 +75,11 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 @cli
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.make_videos:
+        from fourd.bench.videos import write_kinetics_like_folder
+
+        print(json.dumps({"videos": len(write_kinetics_like_folder(args.make_videos, args.num_videos))}), flush=True)
+        return 0
     from fourd.bench.build import DTYPES  # torch loads after parsing: --help stays fast
     from fourd.bench.run import (
         BenchOptions,
@@ -88,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         args.steps,
         args.warmup,
         args.compare_reference,
+        args.compare_hf,
         args.mfu,
         args.gpu_tflops * 1e12 if args.gpu_tflops else None,
     )

@@ -32,6 +32,7 @@ from fourd.bench.loader import (
     gpu_demand_clips_per_s,
     loader_clips_per_s,
 )
+from fourd.bench.peer import build_hf_videomae, hf_loss
 from fourd.bench.timing import matmul_peak_flops, time_rounds, warm_up
 from fourd.conf import compose, mae_config
 from fourd.data.clips import VideoClipDataset
@@ -52,6 +53,7 @@ class BenchOptions:
     steps: int = 10
     warmup: int = 3
     compare_reference: bool = False
+    compare_hf: bool = False  # transformers' VideoMAEForPreTraining (SDPA), the peer users would pick
     mfu: float = 0.45  # --loader: the GPU's assumed training MFU
     peak_flops: float | None = None  # --loader: the GPU's peak (None: the measured one on CUDA, else an H100's)
 
@@ -120,15 +122,20 @@ def throughput(seconds: float, batch: int, tokens: int, flops: int, peak: float 
     }
 
 
-def _train_step(config: MAEConfig, cfg: DictConfig, opts: BenchOptions, reference: bool) -> Callable[[], None]:
-    """Model, optimizer and full training step of fourd (as configured) or of the plain reference."""
+def _train_step(config: MAEConfig, cfg: DictConfig, opts: BenchOptions, model_name: str) -> Callable[[], None]:
+    """Model, optimizer and full training step of fourd (as configured), the plain reference or the hf peer."""
     device, dtype, batch = opts.device, DTYPES[opts.dtype], cfg.data.batch_size
     optim = OptimConfig(**OmegaConf.to_container(cfg.optimizer, resolve=True))
     lr = scaled_lr(optim.base_lr, batch)
     video = random_video(config, batch, device, torch.float32)
-    if reference:
+    if model_name == "reference":
         model = build_reference(config, device)
         return train_step(lambda: model(video), model, reference_optimizer(model, optim, lr), device, dtype)
+    if model_name == "hf":
+        model = build_hf_videomae(config, device)
+        betas, decay = tuple(optim.betas), optim.weight_decay
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=decay)  # torch's default
+        return train_step(hf_loss(model, config, video), model, optimizer, device, dtype)
     fsdp = fsdp_config(cfg, opts.dtype)
     mesh = init_device_mesh(device.type, (1,)) if fsdp is not None else None  # FSDP2 over this one rank
     with torch.device(device):
@@ -139,7 +146,8 @@ def _train_step(config: MAEConfig, cfg: DictConfig, opts: BenchOptions, referenc
 def bench_train(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]:
     """Full pretraining steps of fourd (as configured) and, if asked, of the plain reference.
 
-    With the reference both step in turn (ABAB...), so changing load on a shared machine hits both alike.
+    With the reference or the hf peer all step in turn (ABAB...), so changing load on a shared machine hits them
+    alike; each rate is the median step.
     """
     config, device, batch = mae_config(cfg.model), opts.device, cfg.data.batch_size
     peak = device_peak_flops(device)
@@ -147,11 +155,9 @@ def bench_train(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]
     sharded = cfg.strategy.name == "fsdp"
     with single_process_group(device) if sharded else contextlib.nullcontext():
         steps, memory = {}, {}
-        steps["fourd"], memory["fourd"] = warm_up(lambda: _train_step(config, cfg, opts, False), opts.warmup, device)
-        if opts.compare_reference:
-            steps["reference"], memory["reference"] = warm_up(
-                lambda: _train_step(config, cfg, opts, True), opts.warmup, device
-            )
+        peers = ["reference"] * opts.compare_reference + ["hf"] * opts.compare_hf
+        for name in ["fourd", *peers]:
+            steps[name], memory[name] = warm_up(lambda n=name: _train_step(config, cfg, opts, n), opts.warmup, device)
         seconds = {k: median(v) for k, v in time_rounds(steps, opts.steps, device, desc=" / ".join(steps)).items()}
         del steps
         free_memory(device)
@@ -174,6 +180,9 @@ def bench_train(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]
         "reference_clips_per_s": None,
         "reference_peak_mem_gb": None,
         "speedup": None,
+        "hf_clips_per_s": None,
+        "hf_peak_mem_gb": None,
+        "speedup_over_hf": None,
         "steps": opts.steps,
         "warmup": opts.warmup,
     }
@@ -182,6 +191,12 @@ def bench_train(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]
             reference_clips_per_s=round(batch / seconds["reference"], 3),
             reference_peak_mem_gb=round(memory["reference"], 3),
             speedup=round(seconds["reference"] / seconds["fourd"], 4),
+        )
+    if opts.compare_hf:
+        result.update(
+            hf_clips_per_s=round(batch / seconds["hf"], 3),
+            hf_peak_mem_gb=round(memory["hf"], 3),
+            speedup_over_hf=round(seconds["hf"] / seconds["fourd"], 4),
         )
     return result
 

@@ -13,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fourd.bench.build import single_process_group
 from fourd.bench.loader import loader_clips_per_s
+from fourd.bench.peer import build_hf_videomae, hf_loss
 from fourd.bench.reference import ReferenceMAE
 from fourd.bench.run import BenchOptions, bench_forward, bench_train, compose_train
 from fourd.bench.timing import matmul_peak_flops, time_rounds, warm_up
@@ -20,6 +21,7 @@ from fourd.conf import mae_config
 from fourd.models.flops import mae_flops
 from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
 from fourd.models.vit import SpaceTimeViT, ViTConfig, count_parameters
+from fourd.models.zoo import parameter_counts
 from fourd.train.parallelize import FSDPConfig, build_mae
 from tests.helpers import REPO
 from tests.helpers.videos import write_test_video
@@ -249,3 +251,24 @@ def test_cli_names_a_bad_option_in_one_line(args, message):
     )
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith(message)
+
+
+def test_the_hf_peer_trains_the_same_shapes_with_as_many_visible_tokens():
+    transformers = pytest.importorskip("transformers")
+    cfg = compose_train("demo", [*TINY, "model.mask_ratio=0.75"])
+    config = mae_config(cfg.model)
+    peer = build_hf_videomae(config, torch.device("cpu"))
+    assert isinstance(peer, transformers.VideoMAEForPreTraining)
+    seen = []
+    peer.videomae.encoder.layer[0].register_forward_pre_hook(lambda _, args: seen.append(args[0].shape))
+    loss = hf_loss(peer, config, torch.rand(2, 3, 4, 32, 32))()
+    loss.backward()
+    assert seen == [torch.Size([2, config.visible_tokens, 32])] and torch.isfinite(loss)
+    fourd_params = parameter_counts(config)["total"]
+    assert abs(count_parameters(peer) - fourd_params) / fourd_params < 0.05  # same shapes, a few biases apart
+
+
+def test_cli_compare_hf_times_the_peer_in_turn():
+    out = run_bench("--exp", "demo", "--steps", "2", "--warmup", "1", "--compare-hf", "--device", "cpu", *TINY)
+    assert out["speedup_over_hf"] == pytest.approx(out["clips_per_s"] / out["hf_clips_per_s"], rel=5e-3)
+    assert out["speedup"] is None and out["reference_clips_per_s"] is None  # only the peer asked for ran
