@@ -159,7 +159,10 @@ def test_cli_loader_times_the_training_loader():
 def test_cli_loader_on_videos_reports_the_decode_limit_and_what_a_gpu_would_consume(tmp_path):
     for name in "abcd":
         write_test_video(tmp_path / f"{name}.mp4")
-    video = ["data=video", f"data.dataset.source={tmp_path}", "data.num_workers=0", "data.repeated_sampling=2"]
+    video = [
+        *("data=video", f"data.dataset.source={tmp_path}", "data.num_workers=0", "data.repeated_sampling=2"),
+        "data.dataset.decode_short_side=32",
+    ]
     out = run_bench(
         *("--exp", "demo", "--loader", "--steps", "2", "--warmup", "1", "--device", "cpu"),
         *("--mfu", "0.5", "--gpu-tflops", "100"),
