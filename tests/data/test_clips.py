@@ -107,7 +107,7 @@ def dominant_channels(videos: torch.Tensor) -> list[int]:
 def test_dataloader_workers_skip_broken_videos(tmp_path):
     write_mixed_folder(tmp_path)
     dataset = VideoClipDataset(tmp_path, num_frames=4, stride=2, size=32)
-    loader = DataLoader(dataset, batch_size=2, num_workers=2, multiprocessing_context="fork")
+    loader = DataLoader(dataset, batch_size=2, num_workers=2, multiprocessing_context="spawn")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # warnings are tested in-process below
@@ -160,7 +160,7 @@ def test_worker_clips_change_each_epoch_and_repeat_under_seed_everything(tmp_pat
     for name, colour in [("red", RED), ("green", GREEN)]:
         write_test_video(tmp_path / f"{name}.mp4", colour=colour, num_frames=24)
     dataset = VideoClipDataset(tmp_path, num_frames=2, stride=1, size=24)
-    loader = DataLoader(dataset, batch_size=2, num_workers=2, multiprocessing_context="fork")
+    loader = DataLoader(dataset, batch_size=2, num_workers=2, multiprocessing_context="spawn")
 
     def two_epochs():
         lightning.seed_everything(7, workers=True, verbose=False)
