@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 from tqdm import tqdm
 
-from fourd.files import atomic_write
+from fourd.data.video import write_video
 
 
 def kinetics_like_frames(seed: int, num_frames: int = 300, height: int = 256, width: int = 340) -> np.ndarray:
@@ -29,18 +28,7 @@ def kinetics_like_frames(seed: int, num_frames: int = 300, height: int = 256, wi
 
 
 def write_kinetics_like(path: Path, seed: int, fps: int = 30, gop: int = 150) -> None:
-    frames = kinetics_like_frames(seed)
-
-    def encode(tmp: Path) -> None:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps, options={"g": str(gop), "preset": "veryfast"})
-            stream.height, stream.width = frames.shape[1:3]
-            stream.pix_fmt = "yuv420p"
-            for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            container.mux(stream.encode())
-
-    atomic_write(path, encode)
+    write_video(path, kinetics_like_frames(seed), fps, {"g": str(gop), "preset": "veryfast"})
 
 
 def write_kinetics_like_folder(folder: Path, num: int) -> list[Path]:

@@ -70,8 +70,10 @@ def scaled_size(height: int, width: int, short_side: int | None) -> tuple[int, i
     return max(2, round(height * scale / 2) * 2), max(2, round(width * scale / 2) * 2)
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
-    """Write uint8 RGB frames (T, H, W, 3) to an mp4 file, atomically.
+def write_video(
+    path: str | Path, frames: np.ndarray, fps: int = 8, codec_options: dict[str, str] | None = None
+) -> None:
+    """Write uint8 RGB frames (T, H, W, 3) to an mp4 file, atomically (`codec_options`: the encoder's, e.g. "g").
 
     Odd heights or widths are padded by repeating the last row or column (yuv420p needs even sizes).
     """
@@ -84,7 +86,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
 
     def encode(tmp: Path) -> None:
         with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-            stream = container.add_stream(codec, rate=fps)
+            stream = container.add_stream(codec, rate=fps, options=codec_options or {})
             stream.height, stream.width = frames.shape[1:3]
             stream.pix_fmt = "yuv420p"
             for frame in frames:

@@ -78,17 +78,21 @@ class VideoDataModule(L.LightningDataModule):
             )
         if self._resume_at is not None:
             sampler.resume(*self._resume_at)
+        return self.loader(SeededItems(self.dataset, self.seed), sampler=sampler)
+
+    def loader(self, dataset: Dataset, **options: Any) -> DataLoader:
+        """Batches of `items_per_batch` items of `dataset`, in this module's workers, pinned and prefetched."""
         workers = self.num_workers > 0
         return DataLoader(
-            SeededItems(self.dataset, self.seed),
+            dataset,
             batch_size=self.items_per_batch,
-            sampler=sampler,
             collate_fn=collate_clips,
             drop_last=True,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=workers,
             prefetch_factor=self.prefetch_factor if workers else None,
+            **options,
         )
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
@@ -149,17 +153,7 @@ class StreamDataModule(VideoDataModule):
     def train_dataloader(self) -> DataLoader:
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
         self.dataset.distribute(rank, world)
-        workers = self.num_workers > 0
-        return DataLoader(
-            self.dataset,
-            batch_size=self.items_per_batch,
-            collate_fn=collate_clips,
-            drop_last=True,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=workers,
-            prefetch_factor=self.prefetch_factor if workers else None,
-        )
+        return self.loader(self.dataset)
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Record how far the batch's stream got; "position" (which seeds the masks) counts the epoch's items."""
