@@ -15,12 +15,12 @@ def transformer_flops(tokens: int, width: int, depth: int, mlp: int) -> int:
 
 
 def mae_flops(config: MAEConfig) -> dict[str, int]:
-    """Forward FLOPs per clip of the MAE at its mask ratio: encoder (visible tokens), decoder (all tokens)."""
+    """Forward FLOPs per clip of the MAE at its mask ratio: encoder (visible tubelets), decoder (all tokens)."""
     e, d = config.encoder, config.decoder
     tokens = prod(e.grid)
     visible = config.visible_tokens
     patch_dim = prod(e.patch_size) * e.in_chans
-    encoder = 2 * tokens * patch_dim * e.width + transformer_flops(visible, e.width, e.depth, e.mlp)
+    encoder = 2 * visible * patch_dim * e.width + transformer_flops(visible, e.width, e.depth, e.mlp)  # hidden: none
     decoder = (
         2 * visible * e.width * d.width
         + transformer_flops(tokens, d.width, d.depth, d.mlp)

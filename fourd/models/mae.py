@@ -11,7 +11,16 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from fourd.models.vit import LN_EPS, Block, BlockStack, SpaceTimeViT, ViTConfig, check_sizes, init_transformer_weights
+from fourd.models.vit import (
+    LN_EPS,
+    Block,
+    BlockStack,
+    SpaceTimeViT,
+    ViTConfig,
+    check_sizes,
+    init_transformer_weights,
+    patchify,
+)
 
 MASKINGS = ("random", "tube")
 
@@ -66,12 +75,6 @@ def tube_masking(
     t, h, w = grid
     spatial = random_masking(batch, (1, h, w), ratio, device, generator).mask
     return _masking_from_hidden(spatial.repeat(1, t).to(torch.uint8), visible_count(h * w, ratio) * t)
-
-
-def patchify(video: torch.Tensor, patch_size: tuple[int, int, int]) -> torch.Tensor:
-    """(B, C, T, H, W) -> (B, N, pt*ph*pw*C), tokens in (t, h, w) raster order, values (pt, ph, pw, c)."""
-    pt, ph, pw = patch_size
-    return rearrange(video, "b c (t pt) (h ph) (w pw) -> b (t h w) (pt ph pw c)", pt=pt, ph=ph, pw=pw)
 
 
 def unpatchify(patches: torch.Tensor, patch_size: tuple[int, int, int], grid: tuple[int, int, int]) -> torch.Tensor:
@@ -232,9 +235,9 @@ class MaskedAutoencoder(nn.Module):
         make = random_masking if self.config.masking == "random" else tube_masking
         return make(batch, self.config.encoder.grid, self.config.mask_ratio, device, generator)
 
-    def targets(self, video: torch.Tensor) -> torch.Tensor:
-        """Per-tubelet pixel targets, normalised per patch when norm_pix_loss is set."""
-        target = patchify(video, self.config.encoder.patch_size)
+    def targets(self, tubelets: torch.Tensor) -> torch.Tensor:
+        """Per-tubelet pixel targets from `patchify`'s tubelets, normalised per patch when norm_pix_loss is set."""
+        target = tubelets
         if self.config.norm_pix_loss:
             target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
         return target
@@ -244,9 +247,10 @@ class MaskedAutoencoder(nn.Module):
     ) -> MAEOutput:
         """Mask, encode the visible tubelets, decode all, and return the loss on the hidden ones."""
         masking = masking or self.mask(video.shape[0], video.device, generator)
-        latent = self.encoder(video, masking.ids_keep)
+        tubelets = patchify(video, self.config.encoder.patch_size)  # once, for the encoder and the targets
+        latent = self.encoder.encode_tubelets(tubelets, masking.ids_keep, self.config.encoder.grid)
         pred = self.decoder(latent, masking.ids_restore).float()
-        per_token = F.mse_loss(pred, self.targets(video).float(), reduction="none").mean(-1)  # one fused kernel
+        per_token = F.mse_loss(pred, self.targets(tubelets).float(), reduction="none").mean(-1)  # one fused kernel
         loss = (per_token * masking.mask).sum() / masking.mask.sum()
         return MAEOutput(loss, pred, masking.mask)
 

@@ -108,6 +108,12 @@ class ViTConfig:
         return cls(**config)
 
 
+def patchify(video: torch.Tensor, patch_size: tuple[int, int, int]) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B, N, pt*ph*pw*C) tubelets, tokens in (t, h, w) raster order, values (pt, ph, pw, c)."""
+    pt, ph, pw = patch_size
+    return rearrange(video, "b c (t pt) (h ph) (w pw) -> b (t h w) (pt ph pw c)", pt=pt, ph=ph, pw=pw)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection (with bias) and an output projection."""
 
@@ -222,10 +228,25 @@ class SpaceTimeViT(BlockStack):
 
     def forward(self, video: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens after all blocks, (B, N, D); with `ids_keep` (B, K) only those tokens are encoded."""
-        x, _ = self.tokenize(video)
         if ids_keep is not None:
-            x = torch.gather(x, 1, ids_keep[..., None].expand(-1, -1, x.shape[-1]))
+            grid = tuple(n // p for n, p in zip(video.shape[2:], self.config.patch_size, strict=True))
+            return self.encode_tubelets(patchify(video, self.config.patch_size), ids_keep, grid)
+        x, _ = self.tokenize(video)
         return self.run(x, self.blocks)
+
+    def encode_tubelets(
+        self, tubelets: torch.Tensor, ids_keep: torch.Tensor, grid: tuple[int, int, int]
+    ) -> torch.Tensor:
+        """Only the tubelets at `ids_keep` (B, K) of `patchify`'s (B, N, P) on token `grid` through the embedding
+        and blocks.
+
+        The same map as `tokenize` (the tubelet Conv3d as a matrix), but the hidden tubelets cost nothing,
+        forward or backward.
+        """
+        visible = torch.gather(tubelets, 1, ids_keep[..., None].expand(-1, -1, tubelets.shape[-1]))
+        weight = self.patch_embed.weight.permute(0, 2, 3, 4, 1).flatten(1)  # (D, pt*ph*pw*C), patchify's order
+        position = self.position_embedding(grid).flatten(0, 2)[ids_keep]  # (B, K, D)
+        return self.run(F.linear(visible, weight, self.patch_embed.bias) + position, self.blocks)
 
     def features(self, video: torch.Tensor) -> list[torch.Tensor]:
         """The official feature list: [tokens, input of block 0, ..., input of block L-1] (L + 1 entries).

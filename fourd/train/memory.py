@@ -68,7 +68,8 @@ class ParamCounts:
     shapes: tuple[tuple[int, ...], ...]  # every parameter, for FSDP's dim-0 shards
     largest_block: int  # the largest FSDP unit among the transformer blocks
     root: int  # everything outside the blocks: the FSDP root unit
-    matmul_weights: int  # linear and conv weights: what autocast copies to the low-precision dtype
+    matmul_weights: int  # linear weights: autocast's low-precision copies that autograd keeps (the tubelet
+    # embedding's copy is not kept: its input, the video, needs no gradient)
 
 
 def param_counts(config: MAEConfig) -> ParamCounts:
@@ -78,7 +79,7 @@ def param_counts(config: MAEConfig) -> ParamCounts:
     params = list(model.parameters())
     total = sum(p.numel() for p in params)
     blocks = [sum(p.numel() for p in block.parameters()) for block in model.blocks]
-    weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv3d)))
+    weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
     return ParamCounts(total, tuple(tuple(p.shape) for p in params), max(blocks), total - sum(blocks), weights)
 
 
@@ -124,8 +125,8 @@ def activation_bytes(
     n, k = prod(e.grid), config.visible_tokens
     pixels = n * prod(e.patch_size) * e.in_chans
     outside = (
-        pixels * act  # tubelet conv input
-        + n * (I64 + F32 * e.width)  # encoder gather: index and the full token grid
+        n * I64  # the shuffled token order (the visible tokens' gather and position indices are a slice of it)
+        + k * prod(e.patch_size) * e.in_chans * act  # the visible tubelets, input of the embedding
         + _norm_then_linear(k, e.width, act)  # decoder input norm and embedding
         + n * (I64 + F32 * d.width)  # decoder gather: index and visible + mask tokens
         + _norm_then_linear(n, d.width, act)  # final norm and head

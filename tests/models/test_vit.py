@@ -53,12 +53,13 @@ def test_shapes_and_feature_list():
     torch.testing.assert_close(model.blocks[-1](feats[-1]), tokens)
 
 
-def test_visible_token_subset_equals_encoding_only_those_tokens():
+@pytest.mark.parametrize("frames,size", [(4, 32), (8, 48)])  # the native grid, and a resized position embedding
+def test_visible_token_subset_equals_encoding_only_those_tokens(frames, size):
     model = tiny(depth=1).eval()
-    video = torch.rand(1, 3, 4, 32, 32)
-    ids = torch.tensor([[0, 5, 31]])
-    x, _ = model.tokenize(video)
-    expected = model.blocks[0](x[:, [0, 5, 31]])
+    video = torch.rand(2, 3, frames, size, size)
+    ids = torch.tensor([[0, 5, 31], [7, 2, 30]])
+    x, _ = model.tokenize(video)  # the Conv3d over every tubelet
+    expected = model.blocks[0](torch.stack([x[0, ids[0]], x[1, ids[1]]]))
     torch.testing.assert_close(model(video, ids), expected)
 
 

@@ -12,9 +12,8 @@ import torch
 from einops import rearrange
 
 from fourd.conf import encoder_config
-from fourd.models.mae import patchify
 from fourd.models.readout import encoder_to_readout
-from fourd.models.vit import SpaceTimeViT
+from fourd.models.vit import SpaceTimeViT, patchify
 from fourd.probe.backbones.base import Backbone, BackboneError, as_float_video, file_identity
 from fourd.weights import CheckpointError, load_encoder
 
