@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -22,16 +22,22 @@ def endless(loader: DataLoader) -> Iterator[dict]:
     return itertools.chain.from_iterable(itertools.repeat(loader))
 
 
-def loader_clips_per_s(loader: DataLoader, batches: int, warmup: int, device: torch.device) -> float:
-    """Clips per second over `batches` batches after `warmup` (worker start-up), each copied to `device`."""
+def loader_clips_per_s(
+    loader: DataLoader,
+    batches: int,
+    warmup: int,
+    device: torch.device,
+    on_device: Callable[[dict], dict] = lambda batch: batch,
+) -> float:
+    """Clips per second over `batches` batches after `warmup` (worker start-up), each copied to `device` and passed
+    through `on_device` there (a data module's `on_after_batch_transfer`: the crops of `augment=device`)."""
     stream = endless(loader)
     clips = []
 
     def fetch() -> None:
-        video = next(stream)["video"]
-        clips.append(len(video))
-        if device.type != "cpu":
-            video.to(device, non_blocking=True)
+        batch = next(stream)
+        moved = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        clips.append(len(on_device(moved)["video"]))
 
     for _ in range(warmup):
         fetch()

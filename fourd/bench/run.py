@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -240,7 +241,8 @@ def bench_loader(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any
     data = {k: v for k, v in cfg.data.items() if k != "dataset"}
     datamodule = data_module(instantiate(cfg.data.dataset), **data)
     dataset = datamodule.dataset
-    clips_per_s = loader_clips_per_s(datamodule.train_dataloader(), opts.steps, opts.warmup, opts.device)
+    on_device = functools.partial(datamodule.on_after_batch_transfer, dataloader_idx=0)
+    clips_per_s = loader_clips_per_s(datamodule.train_dataloader(), opts.steps, opts.warmup, opts.device, on_device)
     decode_limit = None
     if isinstance(dataset, VideoClipDataset):
         decode_limit = decode_limit_clips_per_s(
@@ -257,6 +259,7 @@ def bench_loader(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any
         "batch": datamodule.batch_size,
         "repeated_sampling": getattr(dataset, "repeats", 1),
         "decode_short_side": getattr(dataset, "decode_short_side", None),
+        "augment": getattr(dataset, "augment", "workers"),
         "num_workers": datamodule.num_workers,
         "prefetch_factor": datamodule.prefetch_factor,
         "pin_memory": datamodule.pin_memory,

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from fourd.data.transforms import ClipTransform
+from fourd.data.transforms import ClipTransform, check_augment
 from fourd.data.video import VIDEO_EXTENSIONS, VideoReadError, read_clip, read_frames
 from fourd.errors import FourdError, first_few
 
@@ -96,6 +96,8 @@ class VideoClipDataset(Dataset):
     ``repeats`` > 1 (repeated sampling, as MAE-ST and VideoMAE v2): each item decodes its frames once and makes
     that many clips of them, each with its own crop and flip; "video" is then (repeats, C, T, size, size).
     ``decode_short_side``: the decoder scales frames to this shorter side (None: decoded at full size).
+    ``augment="device"``: items carry the decoded "frames" and their "crops" instead of "video", and the data module
+    crops the whole batch on the training device (:func:`fourd.data.transforms.crop_batch`).
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class VideoClipDataset(Dataset):
         backend: str | None = None,
         repeats: int = 1,
         decode_short_side: int | None = None,
+        augment: str = "workers",
     ) -> None:
         if min(num_frames, stride, max_retries, repeats) < 1:
             raise ValueError(f"need positive values, got {num_frames=}, {stride=}, {max_retries=}, {repeats=}")
@@ -124,6 +127,7 @@ class VideoClipDataset(Dataset):
         self.backend = backend
         self.repeats = repeats
         self.decode_short_side = decode_short_side
+        self.augment = check_augment(augment)
         self.transform = ClipTransform(size, train=train)
         self.unreadable: dict[Path, str] = {}  # path -> reason; per process, each worker learns its own
 
@@ -140,7 +144,7 @@ class VideoClipDataset(Dataset):
             if path in self.unreadable:
                 continue
             try:
-                return {"video": self._read(path, rng), "index": position, "skipped": skipped}
+                return {**self._read(path, rng), "index": position, "skipped": skipped}
             except VideoReadError as error:
                 warnings.warn(f"skipping unreadable video: {error}", stacklevel=1)
                 self.unreadable[path] = str(error)
@@ -153,13 +157,11 @@ class VideoClipDataset(Dataset):
         """The unreadable videos skipped by an item that read video ``index`` after skipping ``skipped``."""
         return [self.videos[(index - k) % len(self.videos)] for k in range(skipped, 0, -1)]
 
-    def _read(self, path: Path, rng: random.Random | None) -> torch.Tensor:
+    def _read(self, path: Path, rng: random.Random | None) -> dict[str, torch.Tensor]:
         frames = read_clip(
             path,
             lambda length: sample_clip_indices(length, self.num_frames, self.stride, rng),
             self.backend,
             self.decode_short_side,
         )
-        frames = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (T, C, H, W)
-        clips = [self.transform(frames).permute(1, 0, 2, 3) for _ in range(self.repeats)]
-        return clips[0].contiguous() if self.repeats == 1 else torch.stack(clips)
+        return self.transform.clips(torch.from_numpy(frames), self.repeats, self.augment)

@@ -23,7 +23,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from fourd.data.clips import sample_clip_indices
 from fourd.data.sampler import isolated_rngs, item_seed
-from fourd.data.transforms import ClipTransform
+from fourd.data.transforms import ClipTransform, check_augment
 from fourd.data.video import VIDEO_EXTENSIONS, VideoReadError, read_clip
 
 Progress = dict[int, tuple[int, int]]  # stream -> (shard position in the stream's list, samples read of that shard)
@@ -44,7 +44,7 @@ class ShardClipDataset(IterableDataset):
     """Clips {"video": uint8 (C, T, size, size), "skipped", "epoch", "stream", "shard", "sample"} from tar shards.
 
     `urls`: a brace pattern (`/data/shards/{00000..01023}.tar`) or a list, local paths or anything webdataset
-    opens. `repeats` and `decode_short_side` as in :class:`fourd.data.clips.VideoClipDataset`."""
+    opens. `repeats`, `decode_short_side` and `augment` as in :class:`fourd.data.clips.VideoClipDataset`."""
 
     def __init__(
         self,
@@ -57,13 +57,14 @@ class ShardClipDataset(IterableDataset):
         decode_short_side: int | None = None,
         seed: int = 0,
         backend: str | None = None,
+        augment: str = "workers",
     ) -> None:
         self.shards = wds.shardlists.expand_urls(urls) if isinstance(urls, str) else list(urls)
         if not self.shards:
             raise ValueError(f"no shards in {urls!r}")
         self.num_frames, self.stride, self.train = num_frames, stride, train
         self.repeats, self.decode_short_side = repeats, decode_short_side
-        self.seed, self.backend = seed, backend
+        self.seed, self.backend, self.augment = seed, backend, check_augment(augment)
         self.transform = ClipTransform(size, train=train)
         self.rank, self.world = 0, 1
         self.start_epoch = 0
@@ -102,18 +103,18 @@ class ShardClipDataset(IterableDataset):
                 if position == first_shard and index < first_sample:
                     continue
                 try:
-                    video = self.clips(sample, item_seed(self.seed, epoch, shard, index))
+                    clips = self.clips(sample, item_seed(self.seed, epoch, shard, index))
                 except (KeyError, VideoReadError) as error:
                     warnings.warn(f"skipping unreadable sample {sample.get('__key__')} of {self.shards[shard]}: "
                                   f"{error}", stacklevel=1)  # fmt: skip
                     skipped += 1
                     continue
-                yield {"video": video, "skipped": skipped, "epoch": epoch, "stream": stream, "shard": position,
+                yield {**clips, "skipped": skipped, "epoch": epoch, "stream": stream, "shard": position,
                        "sample": index}  # fmt: skip
                 skipped = 0
 
-    def clips(self, sample: dict[str, Any], seed: int) -> torch.Tensor:
-        """The sample's clip (or `repeats` clips), its randomness drawn from `seed`."""
+    def clips(self, sample: dict[str, Any], seed: int) -> dict[str, torch.Tensor]:
+        """The sample's clip (or `repeats` clips, see `ClipTransform.clips`), its randomness drawn from `seed`."""
         ext, data = video_of(sample)
         rng = random.Random(seed) if self.train else None
         with tempfile.NamedTemporaryFile(suffix=ext, dir=SCRATCH) as file:
@@ -125,7 +126,5 @@ class ShardClipDataset(IterableDataset):
                 self.backend,
                 self.decode_short_side,
             )
-        frames = torch.from_numpy(frames).permute(0, 3, 1, 2)
         with isolated_rngs(seed):  # the crops and flips
-            clips = [self.transform(frames).permute(1, 0, 2, 3) for _ in range(self.repeats)]
-        return clips[0].contiguous() if self.repeats == 1 else torch.stack(clips)
+            return self.transform.clips(torch.from_numpy(frames), self.repeats, self.augment)

@@ -11,13 +11,18 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
 from fourd.data.sampler import ResumableSampler, SeededItems
+from fourd.data.transforms import crop_batch, pad_frames
 from fourd.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """default_collate, then the clips of repeated sampling ((B, k, C, T, H, W) videos) as B*k clips."""
+    """default_collate, then the clips of repeated sampling ((B, k, C, T, H, W) videos) as B*k clips; items to be
+    cropped on the device keep their frames, padded to the batch's largest (`pad_frames`), and (B, k, 5) crops."""
+    if "frames" in items[0]:
+        rest = default_collate([{k: v for k, v in item.items() if k != "frames"} for item in items])
+        return {**rest, "frames": pad_frames([item["frames"] for item in items])}
     batch = default_collate(items)
     if batch["video"].dim() == 6:
         batch["video"] = batch["video"].flatten(0, 1)
@@ -30,7 +35,8 @@ class VideoDataModule(L.LightningDataModule):
 
     Video decoding happens in the workers (datasets open files per item), never before they fork. A dataset with
     `repeats` = k (repeated sampling) gives k clips per item: a batch of `batch_size` clips reads batch_size / k
-    items.
+    items. A dataset with `augment="device"` hands over decoded frames and their crops, and the batch is cropped
+    after it reaches the training device (:meth:`on_after_batch_transfer`).
     The data position (epoch, clips consumed by each rank) is part of the checkpoint: a resumed run
     continues with the very next batch, with the same clips and the same random crops.
     """
@@ -103,6 +109,13 @@ class VideoDataModule(L.LightningDataModule):
             self.position = (epoch, last + 1)
         skipped = int(batch["skipped"].sum())
         return {**batch, "epoch": epoch, "position": first, "skipped": skipped, "unreadable": self.unreadable(batch)}
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """On the device: a batch of frames and crops becomes its uint8 "video" clips, all cropped at once."""
+        if "frames" not in batch:
+            return batch
+        video = crop_batch(batch["frames"], batch["crops"], self.dataset.transform.size)
+        return {**{k: v for k, v in batch.items() if k not in ("frames", "crops")}, "video": video}
 
     def unreadable(self, batch: dict[str, Any]) -> list[str]:
         """The unreadable videos that the batch's items passed over: a dataset whose items skip some says which,

@@ -166,6 +166,7 @@ def test_cli_loader_on_videos_reports_the_decode_limit_and_what_a_gpu_would_cons
     video = [
         *("data=video", f"data.dataset.source={tmp_path}", "data.num_workers=0", "data.repeated_sampling=2"),
         "data.dataset.decode_short_side=32",
+        "data.dataset.augment=device",  # the bench crops the batches as training would, after the transfer
     ]
     out = run_bench(
         *("--exp", "demo", "--loader", "--steps", "2", "--warmup", "1", "--device", "cpu"),
@@ -177,6 +178,7 @@ def test_cli_loader_on_videos_reports_the_decode_limit_and_what_a_gpu_would_cons
     assert out["gpu_demand_clips_per_s"] == pytest.approx(0.5 * 100e12 / flops_per_clip, abs=0.05)
     assert out["gpu_assumed"] == {"mfu": 0.5, "peak_tflops": 100.0}
     assert out["repeated_sampling"] == 2 and out["decode_short_side"] == 32 and out["batch"] == 2
+    assert out["augment"] == "device"
     assert out["of_decode_limit"] == pytest.approx(out["clips_per_s"] / out["decode_limit_clips_per_s"], rel=5e-3)
     assert out["workers_to_keep_up"] == pytest.approx(out["gpu_demand_clips_per_s"] / out["clips_per_s"], rel=5e-3)
 

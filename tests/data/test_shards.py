@@ -84,23 +84,23 @@ def batches(module: StreamDataModule, count: int) -> list[torch.Tensor]:
     """`count` training batches of a fresh loader, recorded by the module as training would."""
     videos = []
     for batch in module.train_dataloader():
-        videos.append(module.on_before_batch_transfer(batch, 0)["video"])
+        videos.append(module.on_after_batch_transfer(module.on_before_batch_transfer(batch, 0), 0)["video"])
         if len(videos) == count:
             break
     return videos
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("repeats", [1, 2])
-def test_a_resumed_run_continues_every_stream_from_the_same_sample(tmp_path, repeats):
+@pytest.mark.parametrize("repeats,augment", [(1, "workers"), (2, "workers"), (2, "device")])
+def test_a_resumed_run_continues_every_stream_from_the_same_sample(tmp_path, repeats, augment):
     urls = write_shards(tmp_path / "shards")
     options = {"batch_size": 2 * repeats, "num_workers": 2, "repeated_sampling": repeats}
-    whole = batches(StreamDataModule(dataset(urls, repeats=repeats), **options), 7)  # 9 batches in an epoch
+    whole = batches(StreamDataModule(dataset(urls, repeats=repeats, augment=augment), **options), 7)  # 9 in an epoch
 
-    first = StreamDataModule(dataset(urls, repeats=repeats), **options)
+    first = StreamDataModule(dataset(urls, repeats=repeats, augment=augment), **options)
     before = batches(first, 3)
     state = json.loads(json.dumps(first.state_dict()))  # as a checkpoint stores it
-    resumed = StreamDataModule(dataset(urls, repeats=repeats), **options)
+    resumed = StreamDataModule(dataset(urls, repeats=repeats, augment=augment), **options)
     resumed.load_state_dict(state)
     after = batches(resumed, 4)
     assert len(whole) == len(before + after) == 7

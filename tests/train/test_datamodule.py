@@ -6,6 +6,7 @@ import warnings
 from collections import Counter
 
 import pytest
+import torch
 
 from fourd.data.clips import VideoClipDataset
 from fourd.errors import ConfigError
@@ -51,3 +52,22 @@ def test_repeated_sampling_batches_hold_batch_size_clips_of_fewer_videos(tmp_pat
         VideoDataModule(dataset, batch_size=3, repeated_sampling=2)
     with pytest.raises(ConfigError, match="repeated_sampling=1, but the dataset"):
         VideoDataModule(dataset, batch_size=4)
+
+
+def test_device_augmentation_gives_the_worker_clips_cropped_after_transfer(tmp_path):
+    for name, height, width in [("c", 48, 64), ("d", 64, 80), ("e", 48, 64), ("f", 64, 96)]:  # sizes differ
+        write_test_video(tmp_path / f"{name}.mp4", num_frames=6, height=height, width=width)
+    batches = {}
+    for augment in ("workers", "device"):
+        dataset = VideoClipDataset(tmp_path, num_frames=2, stride=1, size=16, repeats=2, augment=augment)
+        module = VideoDataModule(dataset, batch_size=4, repeated_sampling=2, seed=3)
+        batch = module.on_before_batch_transfer(next(iter(module.train_dataloader())), 0)
+        batches[augment] = module.on_after_batch_transfer(batch, 0)
+    in_workers, on_device = batches["workers"], batches["device"]
+    assert "frames" not in on_device and "crops" not in on_device
+    assert on_device["video"].dtype == torch.uint8 and on_device["video"].shape == in_workers["video"].shape
+    assert torch.equal(on_device["index"], in_workers["index"])
+    difference = (on_device["video"].float() - in_workers["video"].float()).abs()
+    assert difference.mean() < 2  # the same crops and flips, resampled by another filter
+    with pytest.raises(ValueError, match="augment='gpu'"):
+        VideoClipDataset(tmp_path, augment="gpu")
