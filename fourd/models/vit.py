@@ -245,7 +245,7 @@ class SpaceTimeViT(BlockStack):
         """
         visible = torch.gather(tubelets, 1, ids_keep[..., None].expand(-1, -1, tubelets.shape[-1]))
         weight = self.patch_embed.weight.permute(0, 2, 3, 4, 1).flatten(1)  # (D, pt*ph*pw*C), patchify's order
-        position = self.position_embedding(grid).flatten(0, 2)[ids_keep]  # (B, K, D)
+        position = F.embedding(ids_keep, self.position_embedding(grid).flatten(0, 2))  # (B, K, D), deterministic grad
         return self.run(F.linear(visible, weight, self.patch_embed.bias) + position, self.blocks)
 
     def features(self, video: torch.Tensor) -> list[torch.Tensor]:
