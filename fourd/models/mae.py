@@ -237,10 +237,9 @@ class MaskedAutoencoder(nn.Module):
 
     def targets(self, tubelets: torch.Tensor) -> torch.Tensor:
         """Per-tubelet pixel targets from `patchify`'s tubelets, normalised per patch when norm_pix_loss is set."""
-        target = tubelets
-        if self.config.norm_pix_loss:
-            target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
-        return target
+        if not self.config.norm_pix_loss:
+            return tubelets
+        return (tubelets - tubelets.mean(-1, keepdim=True)) / (tubelets.var(-1, keepdim=True) + 1e-6).sqrt()
 
     def forward(
         self, video: torch.Tensor, generator: torch.Generator | None = None, masking: Masking | None = None

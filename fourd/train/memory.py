@@ -123,10 +123,11 @@ def activation_bytes(
     act = ACTIVATION_BYTES[resolve_precision(precision, bf16_gpu=True)]
     e, d = config.encoder, config.decoder
     n, k = prod(e.grid), config.visible_tokens
-    pixels = n * prod(e.patch_size) * e.in_chans
+    tubelet = prod(e.patch_size) * e.in_chans  # pixel values per token
+    pixels = n * tubelet
     outside = (
         n * I64  # the shuffled token order (the visible tokens' gather and position indices are a slice of it)
-        + k * prod(e.patch_size) * e.in_chans * act  # the visible tubelets, input of the embedding
+        + k * tubelet * act  # the visible tubelets, input of the embedding
         + _norm_then_linear(k, e.width, act)  # decoder input norm and embedding
         + n * (I64 + F32 * d.width)  # decoder gather: index and visible + mask tokens
         + _norm_then_linear(n, d.width, act)  # final norm and head
