@@ -19,7 +19,7 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from fourd.errors import FourdError, first_few, one_line  # noqa: E402
 from fourd.files import atomic_write  # noqa: E402
-from fourd.probe.backbones import BASELINES  # noqa: E402
+from fourd.probe.backbones import BASELINES, backbone_label  # noqa: E402
 from fourd.probe.tasks import TASKS  # noqa: E402
 
 # task -> (metric, higher is better) shown in the table; the first is the task's headline, which is plotted
@@ -159,8 +159,7 @@ def scaling_plot(results: dict[Key, list[dict[str, Any]]], path: str | Path) -> 
             params = results[(task, name)][0]["backbone_params"]
             nudge = 1 + 0.04 * sizes.count(params)  # backbones of one size side by side, not on top of each other
             sizes.append(params)
-            label = Path(name).parent.name or name
-            ax.errorbar([params * nudge], [mean], yerr=[std], fmt="o", capsize=3, label=label)
+            ax.errorbar([params * nudge], [mean], yerr=[std], fmt="o", capsize=3, label=backbone_label(name))
             tops.append(mean + std)
         ax.set_xscale("log")
         if sizes:

@@ -10,7 +10,15 @@ from typing import Any
 from fourd.probe.backbones.base import BASELINES, Backbone, BackboneError, as_float_video, block_input_index
 from fourd.probe.backbones.native import PixelsBackbone, TrivialBackbone, file_backbone, random_backbone
 
-__all__ = ["BASELINES", "Backbone", "BackboneError", "as_float_video", "block_input_index", "load_backbone"]
+__all__ = [
+    "BASELINES",
+    "Backbone",
+    "BackboneError",
+    "as_float_video",
+    "backbone_label",
+    "block_input_index",
+    "load_backbone",
+]
 
 
 def load_backbone(spec: str, random_arch: Mapping[str, Any], seed: int = 0) -> Backbone:
@@ -37,3 +45,12 @@ def load_backbone(spec: str, random_arch: Mapping[str, Any], seed: int = 0) -> B
             "and not an existing .safetensors file"
         )
     return file_backbone(spec)
+
+
+def backbone_label(spec: str) -> str:
+    """A short name for plots: `hf: <folder name>`, `timm: <model name>`, a fourd file's folder, or the baseline."""
+    if spec.startswith("hf:"):
+        return f"hf: {Path(spec.removeprefix('hf:')).name}"
+    if spec.startswith("timm:"):
+        return f"timm: {spec.removeprefix('timm:').partition('@')[0]}"
+    return Path(spec).parent.name or spec
