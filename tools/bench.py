@@ -2,6 +2,7 @@
 
     python tools/bench.py --exp demo --steps 20 --compare-reference
     python tools/bench.py --exp vit_b --batch 2 --steps 5 --compare-hf  # the peer: transformers' VideoMAE
+    python tools/bench.py --exp vit_b --batch 2 --steps 5 --compare-hf --profile 3  # and where each step's time goes
     python tools/bench.py --exp vit_l --batch 32 --compile            # bf16 autocast and MFU on CUDA
     python tools/bench.py --exp demo --loader --steps 50                # the training data loader alone
     python tools/bench.py --make-videos DIR                              # 40 Kinetics-like H.264 videos to read
@@ -46,6 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compare-reference", action="store_true", help="also time the plain reference MAE")
     parser.add_argument(
         "--compare-hf", action="store_true", help="also time transformers' VideoMAEForPreTraining (the compare extra)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="then profile ROUNDS more steps of each model: seconds per step in GEMMs, attention, conv and the rest",
     )
     parser.add_argument("--mfu", type=float, default=0.45, help="--loader: the MFU a GPU is assumed to train at")
     parser.add_argument(
@@ -104,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         args.compare_hf,
         args.mfu,
         args.gpu_tflops * 1e12 if args.gpu_tflops else None,
+        args.profile,
     )
     bench = bench_loader if args.loader else bench_forward if args.forward_only else bench_train
     print(json.dumps(bench(args.exp, cfg, opts)), flush=True)

@@ -34,6 +34,7 @@ from fourd.bench.loader import (
     loader_clips_per_s,
 )
 from fourd.bench.peer import build_hf_videomae, hf_loss
+from fourd.bench.profile import speedup_bound, step_profile
 from fourd.bench.timing import matmul_peak_flops, time_rounds, warm_up
 from fourd.conf import compose, mae_config
 from fourd.data.clips import VideoClipDataset
@@ -57,6 +58,7 @@ class BenchOptions:
     compare_hf: bool = False  # transformers' VideoMAEForPreTraining (SDPA), the peer users would pick
     mfu: float = 0.45  # --loader: the GPU's assumed training MFU
     peak_flops: float | None = None  # --loader: the GPU's peak (None: the measured one on CUDA, else an H100's)
+    profile_rounds: int = 0  # profile this many more steps of each model: seconds per kind of op
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
@@ -148,7 +150,8 @@ def bench_train(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]
     """Full pretraining steps of fourd (as configured) and, if asked, of the plain reference.
 
     With the reference or the hf peer all step in turn (ABAB...), so changing load on a shared machine hits them
-    alike; each rate is the median step.
+    alike; each rate is the median step. With `opts.profile_rounds` each model's step is then profiled per kind
+    of op, and against the hf peer the result says what speedup the same GEMMs and attention allow at most.
     """
     config, device, batch = mae_config(cfg.model), opts.device, cfg.data.batch_size
     peak = device_peak_flops(device)
@@ -160,6 +163,7 @@ def bench_train(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]
         for name in ["fourd", *peers]:
             steps[name], memory[name] = warm_up(lambda n=name: _train_step(config, cfg, opts, n), opts.warmup, device)
         seconds = {k: median(v) for k, v in time_rounds(steps, opts.steps, device, desc=" / ".join(steps)).items()}
+        profiles = step_profile(steps, opts.profile_rounds, device) if opts.profile_rounds else None
         del steps
         free_memory(device)
     flops = 3 * mae_flops(config)["total"] * batch
@@ -184,6 +188,10 @@ def bench_train(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]
         "hf_clips_per_s": None,
         "hf_peak_mem_gb": None,
         "speedup_over_hf": None,
+        "speedup_over_hf_bound": None,
+        "profile": {name: {k: round(v, 6) for k, v in kinds.items()} for name, kinds in profiles.items()}
+        if profiles
+        else None,
         "steps": opts.steps,
         "warmup": opts.warmup,
     }
@@ -198,6 +206,7 @@ def bench_train(exp: str, cfg: DictConfig, opts: BenchOptions) -> dict[str, Any]
             hf_clips_per_s=round(batch / seconds["hf"], 3),
             hf_peak_mem_gb=round(memory["hf"], 3),
             speedup_over_hf=round(seconds["hf"] / seconds["fourd"], 4),
+            speedup_over_hf_bound=round(speedup_bound(profiles["hf"]), 4) if profiles else None,
         )
     return result
 

@@ -278,6 +278,12 @@ def test_the_hf_peer_trains_the_same_shapes_with_as_many_visible_tokens():
 
 
 def test_cli_compare_hf_times_the_peer_in_turn():
-    out = run_bench("--exp", "demo", "--steps", "2", "--warmup", "1", "--compare-hf", "--device", "cpu", *TINY)
+    out = run_bench(
+        "--exp", "demo", "--steps", "2", "--warmup", "1", "--compare-hf", "--profile", "1", "--device", "cpu", *TINY
+    )
     assert out["speedup_over_hf"] == pytest.approx(out["clips_per_s"] / out["hf_clips_per_s"], rel=5e-3)
     assert out["speedup"] is None and out["reference_clips_per_s"] is None  # only the peer asked for ran
+    hf = out["profile"]["hf"]
+    assert set(out["profile"]) == {"fourd", "hf"} and hf["gemm"] > 0 and hf["conv"] > 0  # the peer embeds by Conv3d
+    bound = sum(hf.values()) / (hf["gemm"] + hf["attention"])
+    assert out["speedup_over_hf_bound"] == pytest.approx(bound, rel=1e-2)  # of times rounded to 1 µs
