@@ -157,7 +157,8 @@ def scaling_plot(results: dict[Key, list[dict[str, Any]]], path: str | Path) -> 
         for name in encoders:
             mean, std = mean_std(results[(task, name)], metric)
             params = results[(task, name)][0]["backbone_params"]
-            nudge = 1 + 0.04 * sizes.count(params)  # backbones of one size side by side, not on top of each other
+            near = sum(abs(size - params) < 0.1 * params for size in sizes)  # about one size: side by side
+            nudge = 1 + 0.15 * near
             sizes.append(params)
             ax.errorbar([params * nudge], [mean], yerr=[std], fmt="o", capsize=3, label=backbone_label(name))
             tops.append(mean + std)
