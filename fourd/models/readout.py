@@ -19,7 +19,15 @@ from torch import nn
 
 from fourd.models.attention import dot_product_attention
 from fourd.models.resize import resize_time
-from fourd.models.vit import LN_EPS, SpaceTimeViT, TanhGELU, ViTConfig, config_dict, init_transformer_weights
+from fourd.models.vit import (
+    LN_EPS,
+    SpaceTimeViT,
+    TanhGELU,
+    ViTConfig,
+    config_dict,
+    init_transformer_weights,
+    tubelet_grid,
+)
 
 
 @dataclass
@@ -189,7 +197,7 @@ class DepthModel(nn.Module):
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) video in [0, 1] -> raw depth (B, T, H, W) (channel axis kept if output_channels > 1)."""
         r = self.config.readout
-        grid = tuple(n // p for n, p in zip(video.shape[2:], self.config.encoder.patch_size, strict=True))
+        grid = tubelet_grid(video.shape[2:], self.config.encoder.patch_size)
         tokens = encoder_to_readout(self.features(video), grid, r.readout_depth, r.num_frames)
         depth = depth_from_patches(
             self.readout(tokens), (r.num_frames, *video.shape[3:]), r.output_patch, r.output_channels

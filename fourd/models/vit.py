@@ -97,8 +97,7 @@ class ViTConfig:
     @property
     def grid(self) -> tuple[int, int, int]:
         """Token grid (T', h, w) for the configured clip shape."""
-        t, h, w = self.patch_size
-        return self.num_frames // t, self.image_size[0] // h, self.image_size[1] // w
+        return tubelet_grid((self.num_frames, *self.image_size), self.patch_size)
 
     def to_dict(self) -> dict[str, Any]:
         return config_dict(self)
@@ -106,6 +105,11 @@ class ViTConfig:
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> ViTConfig:
         return cls(**config)
+
+
+def tubelet_grid(clip_shape: tuple[int, int, int], patch_size: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Token grid (T', h, w) of a (T, H, W) clip cut into `patch_size` tubelets."""
+    return tuple(n // p for n, p in zip(clip_shape, patch_size, strict=True))
 
 
 def patchify(video: torch.Tensor, patch_size: tuple[int, int, int]) -> torch.Tensor:
@@ -229,7 +233,7 @@ class SpaceTimeViT(BlockStack):
     def forward(self, video: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens after all blocks, (B, N, D); with `ids_keep` (B, K) only those tokens are encoded."""
         if ids_keep is not None:
-            grid = tuple(n // p for n, p in zip(video.shape[2:], self.config.patch_size, strict=True))
+            grid = tubelet_grid(video.shape[2:], self.config.patch_size)
             return self.encode_tubelets(patchify(video, self.config.patch_size), ids_keep, grid)
         x, _ = self.tokenize(video)
         return self.run(x, self.blocks)

@@ -13,15 +13,11 @@ from einops import rearrange
 
 from fourd.conf import encoder_config
 from fourd.models.readout import encoder_to_readout
-from fourd.models.vit import SpaceTimeViT, patchify
+from fourd.models.vit import SpaceTimeViT, patchify, tubelet_grid
 from fourd.probe.backbones.base import Backbone, BackboneError, as_float_video, file_identity
 from fourd.weights import CheckpointError, load_encoder
 
 PIXEL_PATCH = (2, 8, 8)  # the tubelets of `pixels`: the demo encoder's patch size
-
-
-def tubelet_grid(clip_shape: tuple[int, int, int], patch: tuple[int, int, int]) -> tuple[int, int, int]:
-    return tuple(n // p for n, p in zip(clip_shape, patch, strict=True))
 
 
 class TrivialBackbone(Backbone):
