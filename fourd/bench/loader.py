@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable, Iterator
 
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch.utils.data import DataLoader, Dataset
 
 from fourd.bench.timing import time_rounds
@@ -29,15 +30,14 @@ def loader_clips_per_s(
     device: torch.device,
     on_device: Callable[[dict], dict] = lambda batch: batch,
 ) -> float:
-    """Clips per second over `batches` batches after `warmup` (worker start-up), each copied to `device` and passed
-    through `on_device` there (a data module's `on_after_batch_transfer`: the crops of `augment=device`)."""
+    """Clips per second over `batches` batches after `warmup` (worker start-up), each moved to `device` as Lightning
+    moves training batches, then passed through `on_device` there (a data module's `on_after_batch_transfer`: the
+    crops of `augment=device`)."""
     stream = endless(loader)
     clips = []
 
     def fetch() -> None:
-        batch = next(stream)
-        moved = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        clips.append(len(on_device(moved)["video"]))
+        clips.append(len(on_device(move_data_to_device(next(stream), device))["video"]))
 
     for _ in range(warmup):
         fetch()
