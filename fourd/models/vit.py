@@ -250,7 +250,8 @@ class SpaceTimeViT(BlockStack):
         visible = torch.gather(tubelets, 1, ids_keep[..., None].expand(-1, -1, tubelets.shape[-1]))
         weight = self.patch_embed.weight.permute(0, 2, 3, 4, 1).flatten(1)  # (D, pt*ph*pw*C), patchify's order
         position = F.embedding(ids_keep, self.position_embedding(grid).flatten(0, 2))  # (B, K, D), deterministic grad
-        return self.run(F.linear(visible, weight, self.patch_embed.bias) + position, self.blocks)
+        tokens = F.linear(visible.to(weight.dtype), weight, self.patch_embed.bias)  # FSDP2 may gather weights in bf16
+        return self.run(tokens + position, self.blocks)
 
     def features(self, video: torch.Tensor) -> list[torch.Tensor]:
         """The official feature list: [tokens, input of block 0, ..., input of block L-1] (L + 1 entries).

@@ -71,14 +71,35 @@ def fsdp_settings(strategy: Mapping[str, Any]) -> dict[str, Any]:
     return {f.name: strategy[f.name] for f in dataclasses.fields(FSDPConfig) if f.name in strategy}
 
 
-def build_strategy(name: str, world_size: int, ddp_kwargs: dict[str, Any] | None = None) -> Strategy | str:
-    """Lightning strategy for a config name. FSDP uses every rank for data parallelism (no tensor parallel)."""
+class FSDP2Strategy(ModelParallelStrategy):
+    """Lightning's FSDP2 strategy, every rank data-parallel (no tensor parallel).
+
+    Under CPU offload, setup moves only the buffers to the GPU: Lightning's `model_to_device` would move the
+    host-resident parameter shards too, which FSDP2 then refuses ("should be materialized on CPU").
+    """
+
+    def __init__(self, world_size: int, cpu_offload: bool = False) -> None:
+        super().__init__(data_parallel_size=world_size, tensor_parallel_size=1)
+        self.cpu_offload = cpu_offload
+
+    def model_to_device(self) -> None:
+        if not self.cpu_offload:
+            return super().model_to_device()
+        for module in self.model.modules():
+            for name, buffer in module.named_buffers(recurse=False):
+                setattr(module, name, buffer.to(self.root_device))
+
+
+def build_strategy(
+    name: str, world_size: int, ddp_kwargs: dict[str, Any] | None = None, cpu_offload: bool = False
+) -> Strategy | str:
+    """Lightning strategy for a config name; `cpu_offload` for FSDP keeps the parameter shards on the host."""
     if name == "auto":
         return "auto"
     if name == "ddp":
         return DDPStrategy(**(ddp_kwargs or {}))
     if name == "fsdp":
-        return ModelParallelStrategy(data_parallel_size=world_size, tensor_parallel_size=1)
+        return FSDP2Strategy(world_size, cpu_offload)
     raise ConfigError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
 
 
@@ -89,6 +110,20 @@ def fsdp_mesh(config: FSDPConfig, world_mesh: DeviceMesh, devices_per_node: int)
     world = world_mesh.size()
     shard = config.shard_group_size(world, devices_per_node)
     return init_device_mesh(world_mesh.device_type, (world // shard, shard), mesh_dim_names=("replicate", "shard"))
+
+
+def precision_policies(config: FSDPConfig, device: torch.device) -> tuple[MixedPrecisionPolicy, MixedPrecisionPolicy]:
+    """(blocks', root's) mixed precision: parameters gathered in `param_dtype` on CUDA, gradients reduced in fp32.
+
+    The root keeps its inputs as given: FSDP2 would cast the video to bf16, and the MAE's pixel targets with it,
+    which DDP under autocast keeps in fp32.
+    """
+    use_param_dtype = config.param_dtype and device.type == "cuda"
+    settings = {
+        "param_dtype": getattr(torch, config.param_dtype) if use_param_dtype else None,
+        "reduce_dtype": torch.float32 if use_param_dtype else None,
+    }
+    return MixedPrecisionPolicy(**settings), MixedPrecisionPolicy(**settings, cast_forward_inputs=False)
 
 
 def shard_model(
@@ -108,17 +143,17 @@ def shard_model(
             "strategy.cpu_offload needs a CUDA device: it keeps sharded parameters, gradients and "
             f"AdamW states in pinned host memory for the GPU (this run is on {device.type})"
         )
-    use_param_dtype = config.param_dtype and device.type == "cuda"
-    mp = MixedPrecisionPolicy(
-        param_dtype=getattr(torch, config.param_dtype) if use_param_dtype else None,
-        reduce_dtype=torch.float32 if use_param_dtype else None,
-    )
+    block_policy, root_policy = precision_policies(config, device)
     offload = CPUOffloadPolicy() if config.cpu_offload else OffloadPolicy()
     for block in blocks:
         fully_shard(
-            block, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=config.reshard_after_forward
+            block,
+            mesh=mesh,
+            mp_policy=block_policy,
+            offload_policy=offload,
+            reshard_after_forward=config.reshard_after_forward,
         )
-    fully_shard(model, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=False)
+    fully_shard(model, mesh=mesh, mp_policy=root_policy, offload_policy=offload, reshard_after_forward=False)
     for name in forward_methods:
         register_fsdp_forward_method(model, name)
 

@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.callbacks import LearningRateMonitor, ThroughputMonitor
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -26,18 +26,12 @@ from fourd.train.datamodule import data_module
 from fourd.train.logs import training_loggers
 from fourd.train.module import TrainModule
 from fourd.train.parallelize import build_strategy, fsdp_settings
-from fourd.train.precision import resolve_precision
+from fourd.train.precision import bf16_gpu, precision_plugin, resolve_precision
 from fourd.train.preemption import Preemption
 from fourd.train.rundir import locked_run_dir, record_config
 from fourd.train.settings import check_settings
 
 log = logging.getLogger(__name__)
-
-
-def bf16_gpu(accelerator: str) -> bool:
-    """Whether this run's steps run on a CUDA device with bf16 (where precision 'auto' means bf16-mixed)."""
-    cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    return cuda and torch.cuda.is_bf16_supported()
 
 
 def world_size(trainer_cfg: DictConfig) -> int:
@@ -71,18 +65,29 @@ def resolve_resume(resume: str | None, checkpoint_dir: Path) -> str | None:
     return resume
 
 
-def trainer_plugins() -> list[Any]:
-    """Checkpoint files written in place (see DirectCheckpointIO); on SLURM, fourd's Preemption callback saves
-    and requeues, so Lightning's own auto-requeue stays off."""
-    cluster = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
-    return [DirectCheckpointIO(), *cluster]
+def cluster_environment() -> ClusterEnvironment | None:
+    """Lightning's choice of cluster (torchrun wins inside a SLURM allocation), except that on SLURM fourd's
+    Preemption callback saves and requeues, so Lightning's own auto-requeue stays off."""
+    if TorchElasticEnvironment.detect():
+        return TorchElasticEnvironment()
+    if SLURMEnvironment.detect():
+        return SLURMEnvironment(auto_requeue=False)
+    return None  # Lightning's own choice (LSF, MPI, or a single machine)
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Trainer:
+def trainer_plugins(precision: str, accelerator: str) -> list[Any]:
+    """Checkpoint files written in place (see DirectCheckpointIO), the precision plugin (which clips gradients
+    with fused AdamW too) and the cluster environment."""
+    device_type = "cuda" if accelerator != "cpu" and torch.cuda.is_available() else "cpu"
+    cluster = cluster_environment()
+    return [DirectCheckpointIO(), precision_plugin(precision, device_type), *([cluster] if cluster else [])]
+
+
+def trainer_arguments(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> dict[str, Any]:
+    """Every lightning.Trainer argument of this run: the config's, with fourd's strategy, plugins, callbacks and
+    loggers (what a GPU node builds, so tests can check it without one)."""
     trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_kwargs["precision"] = resolve_precision(
-        trainer_kwargs["precision"], bf16_gpu(trainer_kwargs["accelerator"])
-    )
+    precision = resolve_precision(trainer_kwargs.pop("precision"), bf16_gpu(trainer_kwargs["accelerator"]))
     strategy_cfg = cfg.strategy
     ddp_kwargs = {
         k: strategy_cfg[k] for k in ("find_unused_parameters", "gradient_as_bucket_view") if k in strategy_cfg
@@ -106,16 +111,21 @@ def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Tra
     if cfg.export_encoder:
         callbacks.append(EncoderExport(run_dir / "encoder.safetensors", skip_if=lambda: preemption.preempted))
     loggers = training_loggers(run_dir, flush_every_n_steps=trainer_kwargs["log_every_n_steps"])
-    strategy = build_strategy(strategy_cfg.name, world_size(cfg.trainer), ddp_kwargs)
+    cpu_offload = bool(strategy_cfg.get("cpu_offload", False))
+    return {
+        **trainer_kwargs,
+        "strategy": build_strategy(strategy_cfg.name, world_size(cfg.trainer), ddp_kwargs, cpu_offload),
+        "callbacks": callbacks,
+        "logger": loggers,
+        "default_root_dir": run_dir,
+        "plugins": trainer_plugins(precision, trainer_kwargs["accelerator"]),
+    }
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> L.Trainer:
+    arguments = trainer_arguments(cfg, run_dir, tokens_per_clip)
     with config_group("trainer"):
-        return L.Trainer(
-            **trainer_kwargs,
-            strategy=strategy,
-            callbacks=callbacks,
-            logger=loggers,
-            default_root_dir=run_dir,
-            plugins=trainer_plugins(),
-        )
+        return L.Trainer(**arguments)
 
 
 def describe(config: MAEConfig) -> str:
@@ -127,14 +137,18 @@ def describe(config: MAEConfig) -> str:
 
 
 def warn_if_never_resumes(resume: str | None, hydra_cfg: DictConfig | None) -> None:
-    """resume=auto in a run directory named by the start time: a restart gets a new one and finds nothing."""
+    """resume=auto in a run directory named by the start time: a restart gets a new one and finds nothing.
+
+    Under multirun the directory is hydra.sweep.dir (plus the job's subdir), not hydra.run.dir.
+    """
     if resume != "auto" or hydra_cfg is None:
         return
-    pattern = str(OmegaConf.to_container(hydra_cfg.run, resolve=False)["dir"])
+    key = "sweep" if str(hydra_cfg.get("mode")) == "RunMode.MULTIRUN" else "run"
+    pattern = str(OmegaConf.to_container(hydra_cfg[key], resolve=False)["dir"])
     if "${now:" in pattern:
         log.warning(
-            f"resume=auto, but the run directory is named by the start time (hydra.run.dir={pattern}): a restarted "
-            "run gets a new directory and can never resume. Set hydra.run.dir to a fixed path."
+            f"resume=auto, but the run directory is named by the start time (hydra.{key}.dir={pattern}): a "
+            f"restarted run gets a new directory and can never resume. Set hydra.{key}.dir to a fixed path."
         )
 
 

@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,11 +19,11 @@ TORCHRUN = REPO / "tools" / "torchrun_train.sh"
 SUBMITIT_SLURM = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 
 
-def fake_command(bin_dir: Path, name: str, log: Path) -> None:
-    """An executable `name` that records its arguments, one per line, and succeeds."""
+def fake_command(bin_dir: Path, name: str, log: Path, body: str = "") -> None:
+    """An executable `name` that records its arguments, one per line, runs `body` and succeeds."""
     bin_dir.mkdir(exist_ok=True)
     path = bin_dir / name
-    path.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{log}"\n')
+    path.write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" > "{log}"\n{body}\n')
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
@@ -46,7 +48,7 @@ def test_sbatch_asks_for_the_preemption_signal_and_requeue():
 
 def test_sbatch_runs_srun_with_hybrid_fsdp_resume_and_a_fixed_run_dir(tmp_path):
     log = tmp_path / "srun.args"
-    fake_command(tmp_path / "bin", "srun", log)
+    fake_command(tmp_path / "bin", "srun", log, body=f'echo "$SRUN_CPUS_PER_TASK" > "{tmp_path / "srun.cpus"}"')
     env = {
         **os.environ,
         "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
@@ -88,6 +90,7 @@ def test_sbatch_runs_srun_with_hybrid_fsdp_resume_and_a_fixed_run_dir(tmp_path):
         "hybrid",
     )
     assert cfg.resume == "auto" and cfg.hydra.run.dir == "outputs/vit_e_4242"
+    assert (tmp_path / "srun.cpus").read_text().strip() == "6"  # Slurm 22.05-23.02 srun does not inherit -c
 
 
 def test_torchrun_script_command(tmp_path):
@@ -113,6 +116,41 @@ def test_torchrun_script_command(tmp_path):
     unset = {k: v for k, v in env.items() if k != "RUN_DIR"}
     proc = subprocess.run(["bash", str(TORCHRUN)], env=unset, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "RUN_DIR" in proc.stderr
+
+
+# a torchrun whose ranks save a checkpoint (or not) when stopped, then exit 1 as torchrun does after a signal
+STOPPED_TORCHRUN = """trap '{save}exit 1' TERM
+touch "$READY"
+while true; do sleep 0.1; done"""
+
+
+@pytest.mark.parametrize("saves, code", [(True, 75), (False, 1)], ids=["saved", "not-saved"])
+def test_torchrun_script_exits_75_when_stopped_after_saving(tmp_path, saves, code):
+    run_dir, ready = tmp_path / "run", tmp_path / "ready"
+    save = f'sleep 1; mkdir -p "{run_dir}/checkpoints"; touch "{run_dir}/checkpoints/step_3.ckpt"; ' if saves else ""
+    fake_command(tmp_path / "bin", "torchrun", tmp_path / "args", STOPPED_TORCHRUN.format(save=save))
+    env = {**os.environ, "TORCHRUN": str(tmp_path / "bin" / "torchrun"), "NPROC": "2", "RUN_DIR": str(run_dir)}
+    proc = subprocess.Popen(["bash", str(TORCHRUN)], env={**env, "READY": str(ready)}, stderr=subprocess.PIPE)
+    for _ in range(100):
+        if ready.exists():
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == code
+    assert ("after saving" in proc.stderr.read().decode()) == saves
+
+
+def test_torchrun_script_counts_the_gpus_torch_sees(tmp_path):
+    """No NPROC: the GPUs that torch sees (CUDA_VISIBLE_DEVICES honoured), here none: one error line."""
+    fake_command(tmp_path / "bin", "torchrun", tmp_path / "args")
+    (tmp_path / "bin" / "python").symlink_to(sys.executable)
+    env = {**os.environ, "TORCHRUN": str(tmp_path / "bin" / "torchrun"), "RUN_DIR": str(tmp_path / "run")}
+    env.pop("NPROC", None)
+    proc = subprocess.run(
+        ["bash", str(TORCHRUN)], env={**env, "CUDA_VISIBLE_DEVICES": ""}, capture_output=True, text=True
+    )
+    assert proc.returncode == 1 and proc.stderr.strip() == "error: no GPU found: set NPROC"
+    assert not (tmp_path / "args").exists()
 
 
 @pytest.mark.slow
@@ -163,6 +201,7 @@ def test_slurm_launcher_composes(app):
     assert launcher._target_ == SUBMITIT_SLURM
     assert (launcher.partition, launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == ("gpu", 1, 1, 1)
     assert cfg.hydra.runtime.choices["hydra/launcher"] == "slurm"
+    assert "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK" in launcher.setup
 
 
 MULTIRUN = """
@@ -218,6 +257,7 @@ def test_probe_sweep_on_slurm_builds_a_job_array(tmp_path):
         "#SBATCH --time=30",
         "#SBATCH --signal=USR2@120",
         "#SBATCH --job-name=probe",
+        "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK",
     ):
         assert line in sbatch
     assert f"{tmp_path / 'sweep'}/.submitit/" in sbatch

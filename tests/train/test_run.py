@@ -217,3 +217,18 @@ def test_resume_auto_in_a_timestamped_run_directory_warns_it_can_never_resume(ca
     assert "can never resume" not in caplog.text
     warn_if_never_resumes("auto", timestamped)
     assert "can never resume. Set hydra.run.dir to a fixed path" in caplog.text
+
+
+def test_resume_auto_under_multirun_checks_the_sweep_directory(caplog):
+    from hydra.types import RunMode
+
+    from fourd.train.run import warn_if_never_resumes
+
+    overrides = ["+exp=demo", "hydra.sweep.dir=outputs/sweep"]  # hydra.run.dir keeps its time stamp
+    swept = compose("train", overrides, return_hydra_config=True).hydra
+    swept.mode = RunMode.MULTIRUN
+    warn_if_never_resumes("auto", swept)
+    assert "can never resume" not in caplog.text
+    swept.sweep.dir = "multirun/${now:%Y-%m-%d}"
+    warn_if_never_resumes("auto", swept)
+    assert "Set hydra.sweep.dir to a fixed path" in caplog.text
