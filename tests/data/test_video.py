@@ -42,8 +42,8 @@ def test_read_clip_chooses_indices_from_the_frame_count(tmp_path, backend):
     assert seen == [12]
 
 
+@pytest.mark.needs_package("decord")
 def test_backends_decode_alike(tmp_path):
-    pytest.importorskip("decord")
     path = write_test_video(tmp_path / "clip.mp4")
     by_decord = read_frames(path, range(12), backend="decord").astype(int)
     by_av = read_frames(path, range(12), backend="av").astype(int)
@@ -51,8 +51,10 @@ def test_backends_decode_alike(tmp_path):
 
 
 @pytest.mark.parametrize("size,write", [(2, write_video), (1, write_yuv444_video)])
+@pytest.mark.needs_package("decord")
 def test_videos_decord_refuses_are_read_through_pyav(tmp_path, size, write):
-    decord = pytest.importorskip("decord")
+    import decord
+
     path = tmp_path / "tiny.mp4"
     write(path, make_frames(num_frames=6, height=size, width=size))
     with pytest.raises(decord.DECORDError):  # decord opens such narrow videos, then fails to copy their frames out
@@ -111,8 +113,8 @@ def test_unknown_backend_is_rejected(tmp_path):
         count_frames(write_test_video(tmp_path / "clip.mp4"), backend="opencv")
 
 
+@pytest.mark.needs_package("decord")
 def test_a_video_decord_cannot_decode_prints_no_ffmpeg_lines(tmp_path, capfd):
-    pytest.importorskip("decord")
     path = write_broken_video(tmp_path / "truncated.mp4", "truncated")
     capfd.readouterr()
     with pytest.raises(VideoReadError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import av
@@ -12,7 +11,7 @@ import pytest
 from fourd.data.video import write_video
 
 READER_BACKENDS = [
-    pytest.param("decord", marks=pytest.mark.skipif(importlib.util.find_spec("decord") is None, reason="no decord")),
+    pytest.param("decord", marks=pytest.mark.needs_package("decord")),
     "av",
 ]
 BROKEN_KINDS = ("empty", "truncated", "text")  # what a scraped dataset typically holds

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import transformers
 from einops import rearrange
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from fourd.probe.backbones import BackboneError, load_backbone
-
-transformers = pytest.importorskip("transformers")
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 SMALL = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 64}
@@ -64,8 +63,6 @@ def test_videomae_features_are_the_models_own_at_the_official_layer(videomae) ->
 
 
 def test_vjepa2_features_are_the_models_own_at_the_official_layer(tmp_path) -> None:
-    if not hasattr(transformers, "VJEPA2Model"):
-        pytest.skip("this transformers has no V-JEPA 2")
     torch.manual_seed(0)
     config = transformers.VJEPA2Config(
         crop_size=32, frames_per_clip=4, tubelet_size=2, patch_size=8, hidden_size=32, num_hidden_layers=3,
