@@ -15,15 +15,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt", required=True, help="depth model safetensors (python -m fourd.convert ...)")
     parser.add_argument("--out", required=True, help="output .mp4; PNG frames go to <out stem>_frames/")
     parser.add_argument("--fps", type=int, default=8)
-    parser.add_argument("--device", help="default: cuda if available, else cpu")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, gpu or cuda:N")
     args = parser.parse_args(argv)
-    import torch  # torch loads after parsing: --help stays fast
-
+    # torch loads after parsing: --help stays fast
+    from fourd.devices import compute_device
     from fourd.inference import depth_video
     from fourd.models.readout import DepthModel
     from fourd.weights import CheckpointError, load
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = compute_device(args.device)
     model = load(args.ckpt)
     if not isinstance(model, DepthModel):
         raise CheckpointError(f"{args.ckpt} holds an encoder without a depth readout")

@@ -29,14 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         "default: the readout layer at depth 0.95",
     )
     parser.add_argument("--stride", type=int, default=2, help="frame stride of the centre clip")
-    parser.add_argument("--device", help="default: cuda if available, else cpu")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, gpu or cuda:N")
     args = parser.parse_args(argv)
-    import torch  # torch loads after parsing: --help stays fast
-
+    # torch loads after parsing: --help stays fast
+    from fourd.devices import compute_device
     from fourd.inference import extract_features
     from fourd.weights import load_encoder
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = compute_device(args.device)
     encoder = load_encoder(args.ckpt).to(device)
     written, failed = extract_features(encoder, args.videos, args.out, args.layer, args.stride)
     print(f"wrote {len(written)} feature files to {args.out}; skipped {len(failed)} unreadable videos")

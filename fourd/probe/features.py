@@ -1,66 +1,122 @@
-"""A split as tensors in memory: its targets stacked once, the frozen backbone's features computed once, both
-cached on disk, so that repeated probes, seeds and sweeps never decode a clip or run the encoder again."""
+"""A split's targets (once per data) and frozen-backbone features (once per backbone, layer and data) in chunk
+stores on disk, so that repeated probes, seeds and sweeps never decode a clip or run the encoder again, and a
+split of any size streams from disk."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from math import prod
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from fourd.files import atomic_write
 from fourd.probe.backbones import Backbone
+from fourd.probe.store import ChunkPlan, ChunkStore, StoredSplit, check_disk, chunk_clips_for
 
 log = logging.getLogger(__name__)
 NOT_TARGETS = ("video", "features", "skipped")
+FEATURE_BYTES = 2  # float16
+
+
+def targets_of(item: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """An item's ground-truth tensors (all but the video)."""
+    return {k: v for k, v in item.items() if k not in NOT_TARGETS and torch.is_tensor(v)}
+
+
+def stack_targets(dataset: Dataset, clips: range | None = None) -> dict[str, torch.Tensor]:
+    """Every ground-truth tensor of the given clips (default all), stacked: (N, ...) per key."""
+    items = [targets_of(dataset[i]) for i in (clips if clips is not None else range(len(dataset)))]
+    return {k: torch.stack([item[k] for item in items]) for k in items[0]}
 
 
 @torch.no_grad()
 def compute_features(
-    backbone: Backbone, dataset: Dataset, readout_depth: float, batch_size: int = 16, device: str = "cpu"
+    backbone: Backbone, dataset: Dataset, readout_depth: float, batch_size: int, device: torch.device | str
 ) -> torch.Tensor:
-    """Readout inputs (N, T, h*w, D) of every clip, in float16, with a progress bar."""
-    backbone.to(device)
-    chunks = []
+    """Readout inputs (N, T, h*w, D) of every clip of `dataset`, in float16, on the CPU."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    for batch in tqdm(loader, desc=f"features of {backbone.name}", unit="batch"):
-        chunks.append(backbone.features(batch["video"].to(device), readout_depth).half().cpu())
-    return torch.cat(chunks)
+    return torch.cat([backbone.features(batch["video"].to(device), readout_depth).half().cpu() for batch in loader])
 
 
-def stack_targets(dataset: Dataset) -> dict[str, torch.Tensor]:
-    """Every ground-truth tensor of every clip (all but the video), stacked: (N, ...) per key."""
-    items = [dataset[i] for i in tqdm(range(len(dataset)), desc="targets", unit="clip")]
-    keys = [k for k, v in items[0].items() if k not in NOT_TARGETS and torch.is_tensor(v)]
-    return {k: torch.stack([item[k] for item in items]) for k in keys}
+def feature_bytes_per_clip(backbone: Backbone, clip_shape: tuple[int, int, int]) -> int:
+    """Bytes of one clip's readout input: token times x places x width, in float16."""
+    return prod(backbone.token_grid(clip_shape)) * backbone.width * FEATURE_BYTES
 
 
-def cached(path: Path, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Tensors from `path`, or computed once and written atomically."""
-    if path.exists():
-        return load_file(str(path))
-    tensors = {k: v.contiguous() for k, v in compute().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp))
-    log.info(f"cached {', '.join(f'{k} {tuple(v.shape)}' for k, v in tensors.items())} at {path}")
-    return tensors
+def fill_store(
+    folder: Path,
+    num_clips: int,
+    clip_bytes: int,
+    compute: Callable[[range], dict[str, torch.Tensor]],
+    what: str,
+    rank: int = 0,
+    world_size: int = 1,
+) -> ChunkStore:
+    """The chunk store of `num_clips` clips in `folder`, its missing chunks computed first: this rank's share
+    (every world_size-th chunk from `rank`), then any other still missing, each under its claim.
+
+    The cost is said up front, and a store that would not fit on its disk stops before computing anything.
+    """
+    store = ChunkStore(folder, ChunkPlan(num_clips, chunk_clips_for(clip_bytes)))
+    missing = store.missing()
+    if not missing:
+        return store
+    clips = sum(len(store.plan.clips(c)) for c in missing)
+    check_disk(folder, clips * clip_bytes, what)
+    log.info(f"{what}: {clips} of {num_clips} clips to compute, {clips * clip_bytes / 1e9:.3f} GB to {folder}")
+    mine = missing[rank::world_size]
+    order = mine + [c for c in missing if c not in mine]
+    with tqdm(total=clips, desc=what, unit="clip") as bar:
+        computed = store.fill(compute, order, progress=bar.update)
+    log.info(f"{what}: this process computed {computed} of {len(missing)} missing chunks")
+    return store
 
 
-class TensorSplit(Dataset):
-    """Items {key: tensors[key][index]} of stacked tensors (targets, and "features" where a backbone reads)."""
-
-    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
-        sizes = {len(v) for v in tensors.values()}
-        if len(sizes) != 1:
-            raise ValueError(f"tensors of different lengths: { {k: len(v) for k, v in tensors.items()} }")
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return {k: v[index] for k, v in self.tensors.items()}
+def split_store(
+    root: Path,
+    targets_key: str,
+    features_key: str | None,
+    name: str,
+    dataset: Dataset,
+    backbone: Backbone,
+    readout_depth: float,
+    batch_size: int,
+    device: torch.device | str,
+    rank: int = 0,
+    world_size: int = 1,
+) -> StoredSplit:
+    """One split's targets and (with `features_key`) features, computed where missing, read lazily."""
+    first = dataset[0]
+    target_bytes = sum(v.numel() * v.element_size() for v in targets_of(first).values())
+    stores = [
+        fill_store(
+            root / "targets" / targets_key / name,
+            len(dataset),
+            target_bytes,
+            lambda clips: stack_targets(dataset, clips),
+            f"targets of {name}",
+            rank,
+            world_size,
+        )
+    ]
+    if features_key is not None:
+        backbone.to(device)
+        clip_shape = tuple(first["video"].shape[1:])
+        stores.append(
+            fill_store(
+                root / "features" / features_key / name,
+                len(dataset),
+                feature_bytes_per_clip(backbone, clip_shape),
+                lambda clips: {
+                    "features": compute_features(backbone, Subset(dataset, clips), readout_depth, batch_size, device)
+                },
+                f"features of {backbone.name} for {name}",
+                rank,
+                world_size,
+            )
+        )
+    return StoredSplit([s.reader() for s in stores])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -12,6 +13,8 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from fourd.data.sampler import ResumableSampler
+from fourd.files import atomic_write
 from fourd.models.readout import AttentionReadout
 from fourd.probe.tasks.base import ProbeTask
 from fourd.schedule import warmup_cosine
@@ -42,18 +45,37 @@ class ProbeHead(nn.Module):
 class ProbeModule(L.LightningModule):
     """Trains every head on the same batches; the loss is their sum (heads share nothing, so each learns alone)."""
 
-    def __init__(self, heads: list[ProbeHead], settings: list[HeadSetting], warmup_steps: int = 50) -> None:
+    def __init__(
+        self,
+        heads: list[ProbeHead],
+        settings: list[HeadSetting],
+        warmup_steps: int = 50,
+        sampler: ResumableSampler | None = None,
+    ) -> None:
         super().__init__()
         if len(heads) != len(settings):
             raise ValueError(f"{len(heads)} heads for {len(settings)} settings")
         self.heads = nn.ModuleList(heads)
         self.settings = settings
         self.warmup_steps = warmup_steps
+        self.sampler = sampler
+        self.stream = (0, 0)  # (epoch, position) of the next batch in the sampler's stream
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        if "position" in batch:
+            self.stream = (int(batch["epoch"][-1]), int(batch["position"][-1]) + 1)
         losses = torch.stack([head.task.loss(head(batch), batch) for head in self.heads])
         self.log("probe/loss", losses.mean(), prog_bar=True)
         return losses.sum()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["probe_stream"] = self.stream
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The resumed run draws the batches the killed one had not reached yet, in the same order."""
+        self.stream = tuple(checkpoint["probe_stream"])
+        if self.sampler is not None:
+            self.sampler.resume(*self.stream)
 
     def configure_optimizers(self) -> dict[str, Any]:
         groups = [
@@ -69,6 +91,17 @@ class ProbeModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
         }
+
+
+class LatestCheckpoint(L.Callback):
+    """The training state every `every_n_steps` steps in one file, replaced atomically (never half-written)."""
+
+    def __init__(self, path: Path, every_n_steps: int) -> None:
+        self.path, self.every_n_steps = Path(path), every_n_steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
+            atomic_write(self.path, lambda tmp: trainer.save_checkpoint(tmp))
 
 
 @torch.no_grad()

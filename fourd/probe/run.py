@@ -18,13 +18,16 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from fourd.data.sampler import ResumableSampler, SeededItems
+from fourd.devices import compute_device
 from fourd.files import content_key
 from fourd.models.readout import ReadoutConfig
 from fourd.models.vit import count_parameters
 from fourd.probe.backbones import Backbone, load_backbone
-from fourd.probe.features import TensorSplit, cached, compute_features, stack_targets
-from fourd.probe.module import HeadSetting, ProbeHead, ProbeModule, predict_split
+from fourd.probe.features import split_store
+from fourd.probe.module import HeadSetting, LatestCheckpoint, ProbeHead, ProbeModule, predict_split
 from fourd.probe.readout import ProbeReadout
+from fourd.probe.store import StoredSplit
 from fourd.probe.tasks import ClipGeometry, ProbeTask, build_task
 from fourd.quiet import quiet_lightning
 
@@ -66,30 +69,32 @@ def probe_splits(cfg: DictConfig) -> tuple[dict[str, Dataset], int, str]:
     return splits, getattr(splits["test"], "num_classes", 0), json.dumps(identity, sort_keys=True)
 
 
-def split_tensors(
+def split_stores(
     cfg: DictConfig, backbone: Backbone, splits: dict[str, Dataset], identity: str
-) -> dict[str, TensorSplit]:
-    """Each split as tensors in memory: targets once per data, features once per (backbone, layer, data)."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    root = Path(cfg.cache_dir)
-    features_key = content_key(
-        backbone=backbone.identity, readout_depth=cfg.readout.readout_depth, data=identity, times="tokens"
-    )
-    tensors = {}
-    for name, dataset in splits.items():
-        split = cached(
-            root / "targets" / content_key(data=identity) / f"{name}.safetensors", lambda d=dataset: stack_targets(d)
+) -> dict[str, StoredSplit]:
+    """Each split read lazily from disk: targets stored once per data, features once per (backbone, layer,
+    data), computed on the device `accelerator` names."""
+    device = compute_device(cfg.accelerator)
+    features_key = None
+    if backbone.reads_video:
+        features_key = content_key(
+            backbone=backbone.identity, readout_depth=cfg.readout.readout_depth, data=identity, times="tokens"
         )
-        if backbone.reads_video:
-            features = cached(
-                root / "features" / features_key / f"{name}.safetensors",
-                lambda d=dataset: {
-                    "features": compute_features(backbone, d, cfg.readout.readout_depth, cfg.train.batch_size, device)
-                },
-            )
-            split = {**split, **features}
-        tensors[name] = TensorSplit(split)
-    return tensors
+    targets_key = content_key(data=identity)
+    return {
+        name: split_store(
+            Path(cfg.cache_dir),
+            targets_key,
+            features_key,
+            name,
+            dataset,
+            backbone,
+            cfg.readout.readout_depth,
+            cfg.train.batch_size,
+            device,
+        )
+        for name, dataset in splits.items()
+    }
 
 
 def head_settings(cfg: DictConfig) -> list[HeadSetting]:
@@ -123,12 +128,18 @@ def build_head(cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone) -> P
 def train_heads(
     cfg: DictConfig, heads: list[ProbeHead], settings: list[HeadSetting], train: Dataset, run_dir: Path
 ) -> None:
-    """Every head trained at once for `train.steps` steps on the same batches."""
+    """Every head trained at once for `train.steps` steps on the same batches, checkpointed every
+    `train.checkpoint_every` steps; with resume=auto a killed run continues from its last checkpoint exactly."""
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    resume = str(checkpoint) if cfg.resume == "auto" and checkpoint.exists() else None
+    if resume:
+        log.info(f"resuming the readout training from {checkpoint}")
     trainer = L.Trainer(
         max_steps=cfg.train.steps,
         accelerator=cfg.accelerator,
         devices=1,
         enable_checkpointing=False,
+        callbacks=[LatestCheckpoint(checkpoint, cfg.train.checkpoint_every)],
         logger=CSVLogger(run_dir, name="csv", version=""),
         log_every_n_steps=10,
         default_root_dir=run_dir,
@@ -136,10 +147,15 @@ def train_heads(
         limit_val_batches=0,
         enable_model_summary=False,
     )
+    sampler = ResumableSampler(train, seed=cfg.seed, batch_size=cfg.train.batch_size)
     loader = DataLoader(
-        train, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True, num_workers=cfg.train.num_workers
+        SeededItems(train, cfg.seed),
+        batch_size=cfg.train.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=cfg.train.num_workers,
     )
-    trainer.fit(ProbeModule(heads, settings, cfg.train.warmup_steps), loader)
+    trainer.fit(ProbeModule(heads, settings, cfg.train.warmup_steps, sampler), loader, ckpt_path=resume)
 
 
 def best_head(task: ProbeTask, val_metrics: list[dict[str, float]]) -> int:
@@ -177,14 +193,14 @@ def append_result(path: Path, record: dict[str, Any]) -> None:
 
 
 def probe_with_heads(
-    cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone, data: dict[str, TensorSplit], run_dir: Path
+    cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone, data: dict[str, StoredSplit], run_dir: Path
 ) -> tuple[ProbeHead, dict[str, float], dict[str, Any]]:
     """Train the head grid on train, choose on val, score the chosen head on test: (head, test metrics, record)."""
     settings = head_settings(cfg)
     L.seed_everything(cfg.seed, workers=True)  # the heads and their batches: from the seed alone, cache or not
     heads = [build_head(cfg, geometry, backbone) for _ in settings]
     for head in heads:  # each head predicts moves away from the train prior, where it starts
-        head.task.fit_prior(data["train"].tensors)
+        head.task.fit_prior(data["train"].stacked(cfg.train.prior_clips))
     train_heads(cfg, heads, settings, data["train"], run_dir)
     device = next(heads[0].parameters()).device
     val_preds, val_targets = predict_split(heads, DataLoader(data["val"], cfg.train.batch_size), device)
@@ -206,12 +222,13 @@ def probe_with_heads(
 
 
 def probe_prior(
-    cfg: DictConfig, geometry: ClipGeometry, data: dict[str, TensorSplit]
+    cfg: DictConfig, geometry: ClipGeometry, data: dict[str, StoredSplit]
 ) -> tuple[ProbeTask, dict[str, float], dict[str, Any]]:
     """The `trivial` baseline: the task's prior fitted on train targets, scored on test (task, metrics, record)."""
     task = probe_task(cfg, geometry)
-    task.fit_prior(data["train"].tensors)
-    metrics = task.metrics(task.predict_prior(data["test"].tensors), data["test"].tensors)
+    task.fit_prior(data["train"].stacked(cfg.train.prior_clips))
+    test = data["test"].stacked()
+    metrics = task.metrics(task.predict_prior(test), test)
     return task, metrics, {"chosen": None, "val": None, "grid": [], "readout_params": 0}
 
 
@@ -223,7 +240,7 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     backbone = load_backbone(cfg.backbone, cfg.random_backbone, cfg.seed)
     splits, num_classes, identity = probe_splits(cfg)
-    data = split_tensors(cfg, backbone, splits, identity)
+    data = split_stores(cfg, backbone, splits, identity)
     geometry = clip_geometry(splits["test"], num_classes, backbone.width if backbone.reads_video else 0)
     if backbone.reads_video:
         head, metrics, record = probe_with_heads(cfg, geometry, backbone, data, run_dir)

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from fourd.conf import compose
 from fourd.models.vit import count_parameters
 from fourd.probe.backbones import BackboneError, load_backbone
-from fourd.probe.features import TensorSplit, stack_targets
+from fourd.probe.features import stack_targets
 from fourd.probe.run import probe
 from fourd.report import main as report_main
 from tests.helpers import REPO, assert_quiet
@@ -91,21 +91,21 @@ def test_every_task_trains_evaluates_and_draws(tmp_path, task):
 def test_cached_features_equal_features_on_the_fly(tmp_path):
     cfg = compose_probe(tmp_path, "probe=depth")
     computing = probe(cfg, tmp_path / "run")
-    cached = list((tmp_path / "cache" / "features").rglob("train.safetensors"))
-    assert len(cached) == 1
-    mtime = cached[0].stat().st_mtime_ns
+    chunks = sorted((tmp_path / "cache" / "features").glob("*/train/chunk_*.safetensors"))
+    assert len(chunks) >= 1
+    mtimes = [c.stat().st_mtime_ns for c in chunks]
     assert probe(cfg, tmp_path / "run2") == computing  # a second probe reuses the cache, to the same result
-    assert cached[0].stat().st_mtime_ns == mtime
+    assert [c.stat().st_mtime_ns for c in chunks] == mtimes
     from fourd.data.world import WorldDataset
 
     world = next((tmp_path / "cache").glob("world_*"))
     dataset = WorldDataset(world, "train")
     backbone = load_backbone("random", cfg.random_backbone, cfg.seed)
-    stored = load_file(str(cached[0]))["features"]
+    stored = load_file(str(chunks[0]))["features"]
     direct = backbone.features(dataset[3]["video"][None], 0.95)[0]
     torch.testing.assert_close(stored[3].float(), direct, atol=2e-3, rtol=2e-3)  # float16 storage
-    targets = TensorSplit(stack_targets(dataset))[3]
-    assert "video" not in targets and torch.equal(targets["depth"], dataset[3]["depth"])
+    targets = stack_targets(dataset, range(3, 4))
+    assert "video" not in targets and torch.equal(targets["depth"][0], dataset[3]["depth"])
 
 
 def test_pixels_are_the_raw_tubelets():
@@ -292,7 +292,7 @@ def test_a_probe_reads_depth_from_a_video_that_shows_it(tmp_path):
     backbone = load_backbone("pixels", {})
     splits, num_classes, identity = probe_run.probe_splits(cfg)
     splits = {name: DepthAsVideo(split) for name, split in splits.items()}
-    data = probe_run.split_tensors(cfg, backbone, splits, identity + "depth as video")
+    data = probe_run.split_stores(cfg, backbone, splits, identity + "depth as video")
     geometry = probe_run.clip_geometry(splits["test"], num_classes, backbone.width)
     _, prior, _ = probe_run.probe_prior(cfg, geometry, data)
     _, read, _ = probe_run.probe_with_heads(cfg, geometry, backbone, data, tmp_path / "run")
