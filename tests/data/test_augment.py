@@ -26,14 +26,6 @@ MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
 CROPS = (Crop(6, 10, 30, 24, True), Crop(0, 20, 28, 28, False), Crop(12, 0, 36, 30, True))  # within 48 x 48
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @functools.cache
 def world_item(index: int = 0) -> dict:
     """A 4D-world clip as WorldDataset gives it, plus its geometry (points_world, object_id) as tensors."""
