@@ -40,7 +40,7 @@ from tqdm import tqdm
 from fourd.data.sampler import item_seed
 from fourd.data.synthetic import random_oscillation, random_uniform
 from fourd.errors import ConfigError
-from fourd.files import atomic_write, content_key
+from fourd.files import atomic_write, content_key, file_lock
 
 MOTIONS = ("left", "right", "forward", "backward", "orbit")
 NUM_CLASSES = len(MOTIONS)
@@ -189,7 +189,8 @@ def world_split(
     generated first if missing or stale."""
     config = WorldConfig(**world)
     folder = Path(root) / f"world_{content_key(**asdict(config))}"
-    return WorldDataset(ensure_world(folder, config, dict(splits)), split)
+    with file_lock(folder.with_name(folder.name + ".lock")):  # runs sharing a cache generate it once
+        return WorldDataset(ensure_world(folder, config, dict(splits)), split)
 
 
 class WorldDataset(Dataset):

@@ -53,6 +53,7 @@ def fill_store(
     clip_bytes: int,
     compute: Callable[[range], dict[str, torch.Tensor]],
     what: str,
+    chunk_bytes: int,
     rank: int = 0,
     world_size: int = 1,
 ) -> ChunkStore:
@@ -61,7 +62,7 @@ def fill_store(
 
     The cost is said up front, and a store that would not fit on its disk stops before computing anything.
     """
-    store = ChunkStore(folder, ChunkPlan(num_clips, chunk_clips_for(clip_bytes)))
+    store = ChunkStore(folder, ChunkPlan(num_clips, chunk_clips_for(clip_bytes, chunk_bytes)))
     missing = store.missing()
     if not missing:
         return store
@@ -86,6 +87,7 @@ def split_store(
     readout_depth: float,
     batch_size: int,
     device: torch.device | str,
+    chunk_bytes: int,
     rank: int = 0,
     world_size: int = 1,
 ) -> StoredSplit:
@@ -99,6 +101,7 @@ def split_store(
             target_bytes,
             lambda clips: stack_targets(dataset, clips),
             f"targets of {name}",
+            chunk_bytes,
             rank,
             world_size,
         )
@@ -115,6 +118,7 @@ def split_store(
                     "features": compute_features(backbone, Subset(dataset, clips), readout_depth, batch_size, device)
                 },
                 f"features of {backbone.name} for {name}",
+                chunk_bytes,
                 rank,
                 world_size,
             )

@@ -92,6 +92,7 @@ def split_stores(
             cfg.readout.readout_depth,
             cfg.train.batch_size,
             device,
+            int(cfg.cache_chunk_mb * 2**20),
         )
         for name, dataset in splits.items()
     }

@@ -2,19 +2,16 @@
 
 Each chunk is one safetensors file of `chunk_clips` consecutive clips, written atomically. A run killed while
 extracting resumes at the first missing chunk; runs sharing a cache (sweep jobs, ranks) claim chunks with an
-advisory file lock, so each chunk is computed once and the others wait for it. Reading memory-maps the chunks:
-a probe's memory does not grow with its split (the pages are the page cache's).
+advisory file lock (`<chunk>.claim`), so each chunk is computed once and the others wait for it. Reading
+memory-maps the chunks: a probe's memory does not grow with its split (the pages are the page cache's).
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +22,9 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from fourd.errors import ConfigError
-from fourd.files import atomic_write
+from fourd.files import atomic_write, file_lock
 
 log = logging.getLogger(__name__)
-CHUNK_BYTES = 64 * 2**20  # features per chunk file: a few batches, far below any split
 WAIT_POLL_S = 0.5
 
 
@@ -64,31 +60,9 @@ class ChunkPlan:
         return range(start, min(start + self.chunk_clips, self.num_clips))
 
 
-def chunk_clips_for(clip_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+def chunk_clips_for(clip_bytes: int, chunk_bytes: int) -> int:
     """Clips per chunk so that a chunk holds about `chunk_bytes` (at least one clip)."""
     return max(1, chunk_bytes // max(clip_bytes, 1))
-
-
-@contextmanager
-def claimed(path: Path) -> Iterator[bool]:
-    """Whether this process holds the chunk's claim (an exclusive flock on `<chunk>.claim`) for the block.
-
-    The kernel drops a dead process's lock, so a killed run never blocks the next one.
-    """
-    claim = path.with_name(path.name + ".claim")
-    fd = os.open(claim, os.O_CREAT | os.O_RDWR, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def check_disk(folder: Path, needed_bytes: int, what: str) -> None:
@@ -139,7 +113,7 @@ class ChunkStore:
         while pending:
             held_elsewhere = []
             for chunk in pending:
-                with claimed(self.path(chunk)) as mine:
+                with file_lock(self.path(chunk).with_name(chunk_name(chunk) + ".claim"), wait=False) as mine:
                     if not mine:
                         held_elsewhere.append(chunk)
                         continue

@@ -1,5 +1,7 @@
-"""`python tests/helpers/fault_injection.py die-in-checkpoint-write N [train overrides...]`: pretraining whose process
-dies (SIGKILL) half-way through writing its N-th checkpoint file, as a node losing power would."""
+"""`python tests/helpers/fault_injection.py FAULT N [overrides...]`, a process that dies (SIGKILL), as a node losing
+power would: `die-in-checkpoint-write` (pretraining, half-way through writing its N-th checkpoint file),
+`die-in-feature-chunk` (a probe, while computing its N-th feature chunk), `die-at-probe-step` (a probe, in readout
+training step N)."""
 
 from __future__ import annotations
 
@@ -27,10 +29,50 @@ def die_in_checkpoint_write(n: int) -> None:
     DirectCheckpointIO.save_checkpoint = save_then_die
 
 
+def die_in_feature_chunk(n: int) -> None:
+    from fourd.probe import features
+
+    original = features.compute_features
+    calls = 0
+
+    def compute_then_die(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(*args, **kwargs)
+
+    features.compute_features = compute_then_die
+
+
+def die_at_probe_step(n: int) -> None:
+    from fourd.probe.module import ProbeModule
+
+    original = ProbeModule.training_step
+
+    def step_then_die(self, batch, batch_idx):
+        if self.trainer.global_step + 1 == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, batch, batch_idx)
+
+    ProbeModule.training_step = step_then_die
+
+
+FAULTS = {
+    "die-in-checkpoint-write": die_in_checkpoint_write,
+    "die-in-feature-chunk": die_in_feature_chunk,
+    "die-at-probe-step": die_at_probe_step,
+}
+
 if __name__ == "__main__":
     fault, count, *overrides = sys.argv[1:]
-    if fault != "die-in-checkpoint-write":
+    if fault not in FAULTS:
         raise SystemExit(f"unknown fault {fault!r}")
-    die_in_checkpoint_write(int(count))
+    FAULTS[fault](int(count))
     sys.argv = [sys.argv[0], *overrides]
-    main()
+    if fault == "die-in-checkpoint-write":
+        main()
+    else:
+        from fourd.probe.__main__ import main as probe_main
+
+        probe_main()
