@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fourd.data.readers.geometry import resized_crop_with_geometry
-from fourd.data.sampler import item_seed
+from fourd.data.sampler import SampleKey, item_seed
 from fourd.data.transforms import ASPECT_RATIOS, Crop
 from fourd.errors import ConfigError
 
@@ -109,20 +109,17 @@ def random_crop_flip(
 
 
 class AugmentedSplit(Dataset):
-    """Items of `dataset` under `augment`, at (size, size); item `index` of epoch `epoch` draws its crop from
-    (seed, epoch, index) only. Call :meth:`set_epoch` before each epoch (in the process that forks the workers:
-    workers that persist across epochs keep the epoch they were started with)."""
+    """Items of `dataset` under `augment`, at (size, size), read by the SampleKeys of a ResumableSampler: item
+    `index` of epoch `epoch` draws its crop from (seed, epoch, index) only, so a resumed run redraws the crops of
+    an uninterrupted one, whatever the workers. Items carry their "epoch" and stream "position"."""
 
     def __init__(self, dataset: Dataset, size: int, augment: ProbeAugment, seed: int = 0) -> None:
         self.dataset, self.size, self.augment, self.seed = dataset, size, augment, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        generator = torch.Generator().manual_seed(item_seed(self.seed, self.epoch, index))
-        return self.augment(self.dataset[index], self.size, generator)
+    def __getitem__(self, key: SampleKey) -> dict[str, Any]:
+        generator = torch.Generator().manual_seed(item_seed(self.seed, key.epoch, key.index))
+        item = self.augment(self.dataset[key.index], self.size, generator)
+        return {**item, "epoch": key.epoch, "position": key.position}
