@@ -127,16 +127,37 @@ def test_tapvid_strided_queries_repeat_tracks_at_every_visible_query_frame(tmp_p
         TapVidDataset(tmp_path / "davis.pkl", query_mode="random")
 
 
-def kinetics_record(num_frames: int, corrupt_frame: int | None = None) -> dict:
+def kinetics_record(num_frames: int, corrupt_frame: int | None = None, as_array: bool = True) -> dict:
+    """A TAP-Vid-Kinetics record as DeepMind's generate_tapvid.py writes it: ``np.array(tuple_of_jpeg_bytes)``,
+    a 1-D ``|S...`` array (or, with ``as_array=False``, a plain list of JPEG bytes)."""
     record = davis_record(num_frames)
-    record["video"] = [jpeg_bytes(frame) for frame in record["video"]]
+    frames = [jpeg_bytes(frame) for frame in record["video"]]
     if corrupt_frame is not None:
-        record["video"][corrupt_frame] = b"\xff\xd8 not a jpeg"
+        frames[corrupt_frame] = b"\xff\xd8 not a jpeg"
+    record["video"] = np.array(tuple(frames)) if as_array else frames
     return record
 
 
-def test_tapvid_kinetics_shards_decode_jpeg_frames_and_skip_broken_ones(tmp_path):
-    shards = [[kinetics_record(10), kinetics_record(10, corrupt_frame=3)], [kinetics_record(10), {"video": []}]]
+def test_tapvid_kinetics_records_in_generate_tapvid_layout_all_read_with_their_tracks(tmp_path):
+    shard = [kinetics_record(10 + n) for n in range(6)]
+    assert shard[0]["video"].dtype.kind == "S" and shard[0]["video"].shape == (10,)
+    with (tmp_path / "0000_of_0010.pkl").open("wb") as file:
+        pickle.dump(shard, file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing skipped
+        dataset = TapVidDataset(tmp_path, num_frames=8, size=SIZE)
+        items = [dataset[i] for i in range(len(dataset))]
+    assert len(dataset) == 6 and not dataset.skipped
+    for item in items:
+        assert item["video"].shape == (3, 8, SIZE, SIZE) and item["skipped"] == 0
+        assert torch.allclose(item["tracks"][0], torch.tensor([0.25 * SIZE, 0.5 * SIZE]).expand(8, 2))
+        assert item["query_points"][:, 0].tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize("as_array", [True, False], ids=["bytes_array", "list"])
+def test_tapvid_kinetics_shards_decode_jpeg_frames_and_skip_broken_ones(tmp_path, as_array):
+    good, corrupt = kinetics_record(10, as_array=as_array), kinetics_record(10, corrupt_frame=3, as_array=as_array)
+    shards = [[good, corrupt], [good, {"video": []}]]
     for number, shard in enumerate(shards):
         with (tmp_path / f"{number:04d}_of_0002.pkl").open("wb") as file:
             pickle.dump(shard, file)

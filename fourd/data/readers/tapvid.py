@@ -1,9 +1,10 @@
 """TAP-Vid point tracking benchmarks read from DeepMind's pickles, and the clip and query logic of point tracks.
 
 A pickle holds a dict name -> video record (TAP-Vid-DAVIS) or a list of records (TAP-Vid-Kinetics, in a
-folder of ``*_of_0010.pkl`` shards; TAP-Vid-RGB-Stacking). A record has "video": uint8 (T, H, W, 3) or a
-list of T JPEG-encoded frames, "points": float (N, T, 2) (x, y) normalised to [0, 1] by the frame size,
-and "occluded": bool (N, T).
+folder of ``*_of_0010.pkl`` shards; TAP-Vid-RGB-Stacking). A record has "video": uint8 (T, H, W, 3), or T
+JPEG-encoded frames as a list or a 1-D numpy bytes array (``np.array(tuple_of_jpegs)``, as DeepMind's
+``generate_tapvid.py`` writes the Kinetics shards); "points": float (N, T, 2) (x, y) normalised to [0, 1] by
+the frame size; and "occluded": bool (N, T).
 
 Items, for the first ``num_frames`` frames resized to ``size`` x ``size`` (see
 :func:`~fourd.data.readers.geometry.resize_with_geometry`): "video" uint8 (3, T, size, size), "tracks"
@@ -209,6 +210,8 @@ def _first_frames(record: Any, num_frames: int) -> tuple[np.ndarray | list[bytes
         found = sorted(record) if isinstance(record, Mapping) else type(record).__name__
         raise EntryError(f"a record needs keys {RECORD_KEYS}, got {found}")
     video = record["video"]
+    if isinstance(video, np.ndarray) and video.dtype.kind in "SO":  # encoded frames in an array: bytes or objects
+        video = video.tolist()
     if isinstance(video, np.ndarray):
         if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
             raise EntryError(f"video must be uint8 (T, H, W, 3), got {video.dtype} {video.shape}")
