@@ -95,3 +95,33 @@ def test_every_paper_probe_composes_and_builds_on_meta(probe_exp):
     assert head.readout.config.num_frames == 8 and head.readout.coords.shape == (14 * 14, 2)
     queries = {"depth": 16 * 224 * 224 // (2 * 8 * 8), "points": 16, "pose": 16, "classification": 1}
     assert head.task.num_queries == queries[cfg.probe.task]
+
+
+def kinetics_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    lines = [f"{label},{youtube_id},0,10,split" for label, youtube_id in rows]
+    path.write_text("label,youtube_id,time_start,time_end,split\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def test_kinetics_test_labels_index_the_train_class_list(tmp_path):
+    from fourd.errors import FourdError, user_error
+    from fourd.probe.run import probe_splits
+
+    (tmp_path / "videos").mkdir()
+    for youtube_id in "abcd":
+        (tmp_path / "videos" / f"{youtube_id}_000000_000010.mp4").touch()  # listed, never decoded here
+    train = kinetics_csv(tmp_path / "train.csv", [("abseiling", "a"), ("archery", "b"), ("zumba", "c")])
+    overrides = [
+        "probe_data=kinetics",
+        f"probe_data.train.actions.csv_path={train}",
+        f"probe_data.train.actions.videos_root={tmp_path / 'videos'}",
+    ]
+    test = kinetics_csv(tmp_path / "val.csv", [("zumba", "d")])  # one label of three: index 2, not 0
+    splits, num_classes, _ = probe_splits(compose("probe", [*overrides, f"probe_data.test.actions.csv_path={test}"]))
+    assert num_classes == 3 and splits["test"].classes == ["abseiling", "archery", "zumba"]
+    assert splits["test"].actions.labels == [2]
+    kinetics_csv(test, [("yoga", "d")])
+    with pytest.raises(Exception) as caught:  # Hydra wraps it; the entry point prints the cause in one line
+        probe_splits(compose("probe", [*overrides, f"probe_data.test.actions.csv_path={test}"]))
+    cause = user_error(caught.value)
+    assert isinstance(cause, FourdError) and "label 'yoga' is not one of the 3 classes" in str(cause)

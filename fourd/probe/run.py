@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from fourd.errors import ConfigError
 from fourd.files import content_key
 from fourd.models.readout import ReadoutConfig
 from fourd.models.vit import count_parameters
@@ -50,10 +51,15 @@ def clip_geometry(dataset: Dataset, num_classes: int, feature_width: int) -> Cli
 def probe_splits(cfg: DictConfig) -> tuple[dict[str, Dataset], int, str]:
     """Train, val and test datasets, the number of classes, and a string identifying the data (for the cache).
 
-    Data without a `val` split gives the last `val_fraction` of its train split to val.
+    Data without a `val` split gives the last `val_fraction` of its train split to val. The classes are the train
+    split's; a test split with another class list is a ConfigError (its indices would mean other classes).
     """
     d = cfg.probe_data
     splits = {"train": instantiate(d.train), "test": instantiate(d.test)}
+    classes = [getattr(splits[name], "classes", None) for name in ("train", "test")]
+    if classes[0] != classes[1]:
+        raise ConfigError("probe_data: the train and test splits have different class lists; give both the same")
+    num_classes = getattr(splits["train"], "num_classes", 0)
     identity: dict[str, Any] = {"data": OmegaConf.to_container(d, resolve=True)}
     if "val" in d:
         splits["val"] = instantiate(d.val)
@@ -63,7 +69,7 @@ def probe_splits(cfg: DictConfig) -> tuple[dict[str, Dataset], int, str]:
         splits["val"] = Subset(splits["train"], range(n - held_out, n))
         splits["train"] = Subset(splits["train"], range(n - held_out))
         identity["val_fraction"] = cfg.val_fraction
-    return splits, getattr(splits["test"], "num_classes", 0), json.dumps(identity, sort_keys=True)
+    return splits, num_classes, json.dumps(identity, sort_keys=True)
 
 
 def split_tensors(

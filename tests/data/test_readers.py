@@ -24,6 +24,7 @@ from fourd.data.readers import (
 )
 from fourd.data.readers.kinetics import spread_clip_indices
 from fourd.data.readers.tapvid import sample_queries
+from fourd.errors import FourdError
 from tests.helpers.scannet import write_scannet_scene
 from tests.helpers.tracks import sampling_case
 from tests.helpers.videos import make_frames, write_broken_video, write_test_video
@@ -288,8 +289,8 @@ def test_kinetics_finds_videos_in_label_folders_or_flat_and_skips_the_rest(tmp_p
     assert actions.classes == ["abseiling", "archery"]
     assert actions.names == ["aaa_000010_000020", "bbb_000000_000010", "ddd_000001_000011"]
     assert actions.labels == [0, 1, 1] and actions.skipped == {"ccc_000005_000015": "video file not found"}
-    unknown = kinetics_list(tmp_path / "val.csv", videos, classes=["archery"])
-    assert unknown.skipped["aaa_000010_000020"] == "unknown label 'abseiling'"
+    with pytest.raises(FourdError, match="aaa_000010_000020: label 'abseiling' is not one of the 1 classes"):
+        kinetics_list(tmp_path / "val.csv", videos, classes=["archery"])
 
     with pytest.warns(UserWarning, match="ActionClipDataset: skipped 1 entries, kept 3"):
         dataset = ActionClipDataset(actions, num_frames=4, stride=2, size=SIZE, num_clips=2)
@@ -314,23 +315,24 @@ def test_something_something_labels_come_from_templates_without_brackets(tmp_pat
             "placeholders": ["potato", "bottle"],
         },
         {"id": "42", "label": "pushing cup", "template": "Pushing [something] from left to right"},
-        {"id": "7", "template": "Dancing with [something]"},
         {"id": "1420"},  # test split: no label
         {"label": "no id"},
     ]
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     (tmp_path / "validation.json").write_text(json.dumps(split))
-    for name in ("78687", "42", "7", "1420"):
+    for name in ("78687", "42", "1420"):
         write_test_video(tmp_path / f"{name}.webm", num_frames=6)
 
     actions = something_something_list(tmp_path / "labels.json", tmp_path / "validation.json", tmp_path)
     assert actions.classes == ["Pushing something from left to right", "Holding something next to something"]
     assert actions.names == ["78687", "42"] and actions.labels == [1, 0]
-    assert actions.skipped["7"] == "unknown label 'Dancing with something'"
-    assert actions.skipped["1420"] == "unknown label None" and "entry 4" in actions.skipped
+    assert actions.skipped["1420"] == "no label" and "entry 3" in actions.skipped
     dataset = quiet(lambda: ActionClipDataset(actions, num_frames=3, stride=1, size=SIZE, train=True, flip=False))
     item = dataset[1]
     assert item["video"].shape == (3, 3, SIZE, SIZE) and item["label"].item() == 0
+    (tmp_path / "validation.json").write_text(json.dumps([{"id": "7", "template": "Dancing with [something]"}]))
+    with pytest.raises(FourdError, match="7: label 'Dancing with something' is not one of the 2 classes"):
+        something_something_list(tmp_path / "labels.json", tmp_path / "validation.json", tmp_path)
 
 
 def test_spread_clips_divide_the_valid_starts_evenly():
