@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from fourd.data.readers import (
     ActionClipDataset,
     KubricDataset,
+    PerceptionTestDataset,
     RealEstate10KDataset,
     ScanNetDataset,
     TapVidDataset,
@@ -25,6 +26,7 @@ from fourd.data.readers import (
 from fourd.data.readers.kinetics import spread_clip_indices
 from fourd.data.readers.tapvid import sample_queries
 from fourd.errors import FourdError
+from tests.helpers.perception_test import point_track, video_record, write_perception_test
 from tests.helpers.scannet import write_scannet_scene
 from tests.helpers.tracks import sampling_case
 from tests.helpers.videos import make_frames, write_broken_video, write_test_video
@@ -212,6 +214,63 @@ def test_fixed_point_counts_let_point_track_items_batch(tmp_path):
     assert padded["occluded"][2:].all() and not padded["occluded"][0].any()  # two usable tracks, two padding
     batch = next(iter(DataLoader(KubricDataset(tmp_path, num_frames=12, size=SIZE, num_points=1), batch_size=3)))
     assert batch["tracks"].shape == (3, 1, 12, 2) and batch["index"].tolist() == [0, 1, 2]
+
+
+def test_perception_test_points_are_occluded_off_their_listed_frames_and_bad_input_is_skipped(tmp_path):
+    track = point_track(7, [3, 5, 9], [[0.25, 0.5], [0.5, 0.5], [0.75, 0.25]])  # (x, y) per listed frame
+    everywhere = point_track(8, list(range(16)), np.full((16, 2), 0.125))
+    records = {
+        "good": video_record("good", "valid", [track, everywhere, point_track(9, [], np.zeros((0, 2)))]),
+        "no_tracks": video_record("no_tracks", "valid", []),  # left out, not skipped
+        "no_video": video_record("no_video", "valid", [track]),
+        "no_frames": video_record("no_frames", "valid", [point_track(0, [], np.zeros((0, 2)))]),
+        "short": video_record("short", "valid", [track], num_frames=6),
+        "corrupt": video_record("corrupt", "valid", [track]),
+        "malformed": {"point_tracking": [track]},
+    }
+    write_perception_test(tmp_path, "valid", records, ["good", "no_tracks", "short"])
+    write_broken_video(tmp_path / "videos" / "corrupt.mp4", "truncated")
+    with pytest.warns(UserWarning, match="PerceptionTestDataset: skipped 6 entries, kept 4") as caught:
+        dataset = PerceptionTestDataset(tmp_path, "valid", num_frames=8, stride=1, size=SIZE, num_points=3)
+    assert "good/track 9: no frames" in str(caught[0].message)
+    assert dataset.names == ["corrupt/0", "corrupt/8", "good/0", "good/8"]
+    assert dataset.skipped == {
+        "good/track 9": "no frames",
+        "malformed": dataset.skipped["malformed"],
+        "no_frames": "none of its 1 tracks is usable",
+        "no_frames/track 0": "no frames",
+        "no_video": "no video videos/no_video.mp4",
+        "short": "6 frames: too few",
+    }
+    assert "needs metadata.num_frames" in dataset.skipped["malformed"]
+
+    with pytest.warns(UserWarning) as caught:
+        item = dataset[0]
+    assert [str(w.message).split(":")[1] for w in caught] == [" skipping corrupt/0", " skipping corrupt/8"]
+    assert item["skipped"] == 2 and dataset.names[item["index"]] == "good/0"
+    assert item["video"].shape == (3, 8, SIZE, SIZE)
+    visible = [[t in (3, 5) for t in range(8)], [True] * 8, [False] * 8]  # frames 0-7; the third is padding
+    assert (~item["occluded"]).tolist() == visible
+    assert torch.allclose(item["tracks"][0, [3, 5]], torch.tensor([[0.25, 0.5], [0.5, 0.5]]) * SIZE)
+    assert torch.allclose(item["tracks"][0, 4], torch.tensor([0.375, 0.5]) * SIZE)  # between listed frames
+    assert torch.allclose(
+        item["query_points"][:2], torch.tensor([[3.0, 0.5, 0.25], [0.0, 0.125, 0.125]]) * torch.tensor([1, SIZE, SIZE])
+    )
+    later = dataset[3]  # frames 8-15: the track is listed at 9 only, queried there
+    assert (~later["occluded"][0]).nonzero().flatten().tolist() == [1]
+    assert later["query_points"][0].tolist() == [1.0, 0.25 * SIZE, 0.75 * SIZE]
+
+
+def test_perception_test_without_anything_usable_fails_in_one_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="point_tracking_valid.json"):
+        PerceptionTestDataset(tmp_path, "valid")
+    track = point_track(0, [0], [[0.5, 0.5]])
+    write_perception_test(tmp_path, "valid", {"lost": video_record("lost", "valid", [track])}, [])
+    with pytest.raises(FourdError, match="skipped 1 entries, kept 0 .lost: no video videos/lost.mp4"):
+        PerceptionTestDataset(tmp_path, "valid")
+    (tmp_path / "point_tracking_valid.json").write_text("{not json")
+    with pytest.raises(FourdError, match="not JSON"):
+        PerceptionTestDataset(tmp_path, "valid")
 
 
 def test_scannet_clips_have_metric_depth_scaled_intrinsics_and_inverted_poses(tmp_path):

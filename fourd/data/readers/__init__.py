@@ -13,6 +13,7 @@ from fourd.data.readers.base import EntryError, SkippingDataset
 from fourd.data.readers.geometry import resize_with_geometry
 from fourd.data.readers.kinetics import ActionClipDataset, ActionList, kinetics_list, something_something_list
 from fourd.data.readers.kubric import KubricDataset, kubric_record_from_arrays
+from fourd.data.readers.perception_test import PerceptionTestDataset
 from fourd.data.readers.realestate10k import RealEstate10KDataset, read_camera_file
 from fourd.data.readers.scannet import ScanNetDataset
 from fourd.data.readers.tapvid import QUERY_MODES, TapVidDataset
@@ -23,6 +24,7 @@ __all__ = [
     "ActionList",
     "EntryError",
     "KubricDataset",
+    "PerceptionTestDataset",
     "RealEstate10KDataset",
     "ScanNetDataset",
     "SkippingDataset",

@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from fourd.data.video import VideoReadError
-from fourd.errors import first_few
+from fourd.errors import FourdError, first_few
 
 MAX_REASONS_SHOWN = 3
 
@@ -26,8 +26,8 @@ class SkippingDataset(Dataset):
     """Items read from named entries, each entry giving ``clips_per_entry`` consecutive items.
 
     ``names[i]`` names entry i, which items carry as "index". ``skipped`` maps names to why they are
-    unusable: entries dropped while listing (reported in one warning at construction) and entries that
-    fail when read (warned about once, remembered, and replaced by the next item, like
+    unusable: entries dropped while listing (reported in one warning at construction, or one FourdError where
+    none is left) and entries that fail when read (warned about once, remembered, and replaced by the next item, like
     :class:`fourd.data.clips.VideoClipDataset`); "skipped" counts the items passed over.
     """
 
@@ -70,11 +70,15 @@ class SkippingDataset(Dataset):
 
 
 def report_skipped(owner: str, kept: int, skipped: Mapping[str, str]) -> None:
-    """One warning naming how many entries were dropped, with the first few reasons."""
-    if not skipped:
+    """One warning naming how many entries were dropped, with the first few reasons; a FourdError (one `error:`
+    line from an entry point) where none is kept."""
+    if kept and not skipped:
         return
     reasons = first_few([f"{name}: {reason}" for name, reason in skipped.items()], MAX_REASONS_SHOWN, "; ")
-    warnings.warn(f"{owner}: skipped {len(skipped)} entries, kept {kept} ({reasons})", stacklevel=3)
+    message = f"{owner}: skipped {len(skipped)} entries, kept {kept} ({reasons or 'none listed'})"
+    if not kept:
+        raise FourdError(message)
+    warnings.warn(message, stacklevel=3)
 
 
 def clip_windows(length: int, num_frames: int, stride: int) -> list[slice]:
