@@ -93,7 +93,7 @@ def test_every_paper_probe_composes_and_builds_on_meta(probe_exp):
         head = build_head(cfg, ClipGeometry(**PAPER_GEOMETRY, feature_width=backbone.width), backbone)
     assert backbone.params == ZOO["b"]["encoder_params"]  # ViT-B at 16x224x224, 2x16x16 tubelets
     assert head.readout.config.num_frames == 8 and head.readout.coords.shape == (14 * 14, 2)
-    queries = {"depth": 16 * 224 * 224 // (2 * 8 * 8), "points": 16, "pose": 16, "classification": 1}
+    queries = {"depth": 16 * 224 * 224 // (2 * 8 * 8), "points": 16, "boxes": 16, "pose": 16, "classification": 1}
     assert head.task.num_queries == queries[cfg.probe.task]
 
 

@@ -18,6 +18,7 @@ from fourd.data.readers import (
     RealEstate10KDataset,
     ScanNetDataset,
     TapVidDataset,
+    WaymoBoxDataset,
     kinetics_list,
     kubric_record_from_arrays,
     resize_with_geometry,
@@ -30,6 +31,7 @@ from tests.helpers.perception_test import point_track, video_record, write_perce
 from tests.helpers.scannet import write_scannet_scene
 from tests.helpers.tracks import sampling_case
 from tests.helpers.videos import make_frames, write_broken_video, write_test_video
+from tests.helpers.waymo import FRONT, FRONT_LEFT, moving, timestamp, write_segment
 
 SIZE = 16
 
@@ -271,6 +273,54 @@ def test_perception_test_without_anything_usable_fails_in_one_error(tmp_path):
     (tmp_path / "point_tracking_valid.json").write_text("{not json")
     with pytest.raises(FourdError, match="not JSON"):
         PerceptionTestDataset(tmp_path, "valid")
+
+
+def test_waymo_clips_keep_front_objects_seen_first_and_mostly_and_skip_bad_segments(tmp_path):
+    frames = range(16)
+    front = {
+        "car": moving((40, 32, 20, 20), (2, 0), frames),
+        "tiny": moving((50, 30, 1, 1), (0, 0), frames),  # under 0.5% of the frame
+        "late": moving((50, 30, 20, 20), (0, 0), range(1, 16)),  # not in a clip's first frame
+        "flicker": moving((50, 30, 20, 20), (0, 0), range(0, 16, 3)),  # in under 70% of a clip's frames
+    }
+    left = {"car": moving((10, 10, 30, 30), (0, 0), frames), "van": moving((50, 30, 20, 20), (0, 0), frames)}
+    write_segment(tmp_path, "validation", "a", {FRONT: front, FRONT_LEFT: left})
+    write_segment(tmp_path, "validation", "b_left_only", {FRONT_LEFT: left}, image_cameras=(FRONT_LEFT,))
+    write_segment(tmp_path, "validation", "c_corrupt", {FRONT: front}, corrupt_frame=2)
+    write_segment(tmp_path, "validation", "d_no_boxes", {FRONT: front})
+    (tmp_path / "validation" / "camera_box" / "d_no_boxes.parquet").unlink()
+    write_segment(tmp_path, "validation", "e_no_images", {FRONT: front})
+    (tmp_path / "validation" / "camera_image" / "e_no_images.parquet").unlink()
+    with pytest.warns(UserWarning, match="WaymoBoxDataset: skipped 3 entries, kept 4"):
+        dataset = WaymoBoxDataset(tmp_path, "validation", num_frames=4, stride=2, size=SIZE, num_objects=2)
+    assert dataset.names == [f"{segment}/{timestamp(start)}" for segment in ("a", "c_corrupt") for start in (0, 7)]
+    assert dataset.skipped == {
+        "b_left_only": "no images of camera 1",
+        "d_no_boxes": "no camera_box component (camera_box/d_no_boxes.parquet)",
+        "e_no_images": "no camera_image component (camera_image/e_no_images.parquet)",
+    }
+
+    item = dataset[0]
+    assert item["video"].shape == (3, 4, SIZE, SIZE) and item["video"].dtype == torch.uint8
+    # 64 x 96 frames -> the centred 64 x 64 (columns 16-80) at a quarter: the car's 20 px box is 5 px, 1 px a frame
+    car = torch.tensor([3.5, 5.5, 8.5, 10.5]) + torch.arange(4.0)[:, None] * torch.tensor([1.0, 0.0, 1.0, 0.0])
+    assert torch.equal(item["boxes"][0], car) and torch.equal(item["boxes"][1], torch.zeros(4, 4))
+    assert item["box_visible"].tolist() == [[True] * 4, [False] * 4]  # the car, and padding
+    with pytest.warns(UserWarning, match="skipping c_corrupt/1557000000000000: cannot decode image"):
+        item = dataset[2]
+    assert item["skipped"] == 1 and dataset.names[item["index"]].startswith("c_corrupt/")
+
+
+def test_waymo_without_a_usable_segment_fails_in_one_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no Waymo Open camera_image or camera_box parquet files"):
+        WaymoBoxDataset(tmp_path, "validation")
+    write_segment(tmp_path, "validation", "s", {}, image_cameras=(FRONT_LEFT,))
+    with pytest.raises(FourdError, match=r"skipped 1 entries, kept 0 \(s: no images of camera 1\)"):
+        WaymoBoxDataset(tmp_path, "validation")
+    write_segment(tmp_path, "validation", "s", {}, image_cameras=(FRONT,))
+    (tmp_path / "validation" / "camera_box" / "s.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(FourdError, match="kept 0 .s: cannot read camera_box/s.parquet: ArrowInvalid"):
+        WaymoBoxDataset(tmp_path, "validation")
 
 
 def test_scannet_clips_have_metric_depth_scaled_intrinsics_and_inverted_poses(tmp_path):

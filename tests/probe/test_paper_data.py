@@ -11,6 +11,7 @@ from tests.helpers.perception_test import (
     video_record,
     write_perception_test,
 )
+from tests.helpers.waymo import FRONT, FRONT_LEFT, moving, write_segment
 from tests.probe.test_run import compose_probe
 
 
@@ -36,3 +37,27 @@ def test_trivial_points_on_perception_test_score_the_official_static_baseline(tm
     expected = static_baseline_average_jaccard(records)
     assert 0.05 < expected < 0.95  # the fixture tells a static tracker from a perfect or a useless one
     assert metrics["average_jaccard"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_trivial_boxes_on_waymo_score_the_mean_iou_of_boxes_moving_at_known_speeds(tmp_path):
+    frames = range(16)
+    front = {"car": moving((40, 32, 20, 20), (2, 0), frames), "bike": moving((60, 20, 16, 16), (0, 1), frames)}
+    left = {name: moving((48, 32, 20, 20), (0, 0), frames) for name in front}  # still: IoU 1 if mixed in
+    for split, segment in (("training", "seg_train"), ("validation", "seg_val")):
+        write_segment(tmp_path / "waymo", split, segment, {FRONT: front, FRONT_LEFT: left})
+    cfg = compose_probe(
+        tmp_path,
+        "probe=boxes",
+        "backbone=trivial",
+        "probe_data=waymo",
+        f"probe_data.root={tmp_path / 'waymo'}",
+        "probe_data.num_frames=4",
+        "probe_data.num_objects=3",
+        "probe_data.size=32",
+        world=False,
+    )
+    metrics = probe(cfg, tmp_path / "run")
+    # the centred 64x64 of the 64x96 frames at half size, clip frames 2 raw frames apart: the car (10 px) moves
+    # 2 px a clip frame, the bike (8 px) 1 px; a box of side w shifted d along one axis has IoU (w - d) / (w + d)
+    by_hand = [(10 - 2 * k) / (10 + 2 * k) for k in (1, 2, 3)] + [(8 - k) / (8 + k) for k in (1, 2, 3)]
+    assert metrics["mean_iou"] == pytest.approx(np.mean(by_hand), abs=1e-12)

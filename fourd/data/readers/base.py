@@ -6,6 +6,7 @@ import io
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,6 +88,19 @@ def clip_windows(length: int, num_frames: int, stride: int) -> list[slice]:
         raise ValueError(f"need positive sizes, got {num_frames=}, {stride=}")
     span = (num_frames - 1) * stride + 1
     return [slice(start, start + span, stride) for start in range(0, length - span + 1, span)]
+
+
+def fixed_count(arrays: Sequence[np.ndarray], fills: Sequence[Any], count: int, rng: np.random.Generator) -> list:
+    """Exactly ``count`` rows of each of ``arrays`` (rows in step): a random subset in order, or all rows padded
+    with rows of ``fills`` (never-visible points or objects), so that items batch."""
+    rows = len(arrays[0])
+    if rows >= count:
+        keep = np.sort(rng.choice(rows, count, replace=False))
+        return [array[keep] for array in arrays]
+    return [
+        np.pad(array, [(0, count - rows)] + [(0, 0)] * (array.ndim - 1), constant_values=fill)
+        for array, fill in zip(arrays, fills, strict=True)
+    ]
 
 
 def read_rgb(source: Path | bytes) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from fourd.data.readers.base import EntryError, SkippingDataset, read_rgb, stack_frames
+from fourd.data.readers.base import EntryError, SkippingDataset, fixed_count, read_rgb, stack_frames
 from fourd.data.readers.geometry import resize_with_geometry
 
 QUERY_MODES = ("first", "strided")
@@ -78,7 +78,7 @@ class PointTrackDataset(SkippingDataset):
         tracks, occluded = tracks[index], occluded[index]
         if self.num_points is not None:
             rng = np.random.default_rng(entry)
-            queries, tracks, occluded = fixed_point_count(queries, tracks, occluded, self.num_points, rng)
+            queries, tracks, occluded = fixed_count([queries, tracks, occluded], [0, 0, True], self.num_points, rng)
         item = {
             "video": torch.from_numpy(video).permute(3, 0, 1, 2),
             "tracks": torch.from_numpy(tracks).float(),
@@ -178,21 +178,6 @@ def sample_queries(
         track, frame = track[keep], frame[keep]
     xy = gt_tracks[track, frame]
     return np.stack([frame, xy[:, 1], xy[:, 0]], axis=-1).astype(np.float64), track
-
-
-def fixed_point_count(
-    queries: np.ndarray, tracks: np.ndarray, occluded: np.ndarray, num_points: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exactly ``num_points`` queries: a random subset in order, or all padded with never-visible tracks."""
-    if len(tracks) >= num_points:
-        keep = np.sort(rng.choice(len(tracks), num_points, replace=False))
-        return queries[keep], tracks[keep], occluded[keep]
-    missing = num_points - len(tracks)
-    return (
-        np.pad(queries, ((0, missing), (0, 0))),
-        np.pad(tracks, ((0, missing), (0, 0), (0, 0))),
-        np.pad(occluded, ((0, missing), (0, 0)), constant_values=True),
-    )
 
 
 def _named_records(file: Path, prefix: str) -> Iterator[tuple[str, Any]]:
