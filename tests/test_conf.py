@@ -80,13 +80,15 @@ def test_data_world_pretrains_on_the_videos_of_the_probes_world(tmp_path):
 
 
 PROBE_EXPS = sorted(p.stem for p in (Path(CONFIG_DIR) / "probe_exp").glob("[!_]*.yaml"))
+PAPER_READOUT_HEADS = {"kubric_perception_points": 8, "waymo_boxes": 4}  # the paper's tracking readouts
 PAPER_GEOMETRY = {"num_frames": 16, "height": 224, "width": 224, "num_points": 64, "num_objects": 4, "num_classes": 174}
 
 
 @pytest.mark.parametrize("probe_exp", PROBE_EXPS)
 def test_every_paper_probe_composes_and_builds_on_meta(probe_exp):
     cfg = compose("probe", [f"+probe_exp={probe_exp}", "backbone=random"])
-    assert (cfg.readout.width, cfg.readout.heads, cfg.readout.readout_depth) == (1024, 16, 0.95)
+    heads = PAPER_READOUT_HEADS.get(probe_exp, 16)
+    assert (cfg.readout.width, cfg.readout.heads, cfg.readout.readout_depth) == (1024, heads, 0.95)
     assert (cfg.probe_data.test.num_frames, cfg.probe_data.test.size) == (16, 224)
     with torch.device("meta"):
         backbone = load_backbone(cfg.backbone, cfg.random_backbone)
@@ -94,6 +96,10 @@ def test_every_paper_probe_composes_and_builds_on_meta(probe_exp):
     assert backbone.params == ZOO["b"]["encoder_params"]  # ViT-B at 16x224x224, 2x16x16 tubelets
     assert head.readout.config.num_frames == 8 and head.readout.coords.shape == (14 * 14, 2)
     queries = {"depth": 16 * 224 * 224 // (2 * 8 * 8), "points": 16, "boxes": 16, "pose": 16, "classification": 1}
+    if probe_exp in PAPER_READOUT_HEADS:  # 8 tiles of 2 frames of (x, y, visibility, certainty); a box per frame
+        assert (cfg.readout.style, head.task.per_frame, head.readout.spatial_posenc) == ("paper", False, None)
+        queries = {"points": 8, "boxes": 1}
+        assert head.task.outputs_per_query == {"points": 2 * 4, "boxes": 16 * 4}[cfg.probe.task]
     assert head.task.num_queries == queries[cfg.probe.task]
 
 

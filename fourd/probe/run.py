@@ -105,7 +105,8 @@ def head_settings(cfg: DictConfig) -> list[HeadSetting]:
 
 def probe_task(cfg: DictConfig, geometry: ClipGeometry) -> ProbeTask:
     """The configured task, sized for the clips and the readout width."""
-    return build_task(cfg.probe.task, geometry, cfg.readout.width, **OmegaConf.to_container(cfg.probe.options))
+    options = OmegaConf.to_container(cfg.probe.options)
+    return build_task(cfg.probe.task, geometry, cfg.readout.width, cfg.readout.style, **options)
 
 
 def build_head(cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone) -> ProbeHead:
@@ -123,7 +124,7 @@ def build_head(cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone) -> P
         readout_depth=r.readout_depth,
         encoder_width=backbone.width,
     )
-    return ProbeHead(task, ProbeReadout(config, grid[1:]))
+    return ProbeHead(task, ProbeReadout(config, grid[1:], spatial=r.style != "paper"))
 
 
 def train_heads(

@@ -61,3 +61,12 @@ def test_trivial_boxes_on_waymo_score_the_mean_iou_of_boxes_moving_at_known_spee
     # 2 px a clip frame, the bike (8 px) 1 px; a box of side w shifted d along one axis has IoU (w - d) / (w + d)
     by_hand = [(10 - 2 * k) / (10 + 2 * k) for k in (1, 2, 3)] + [(8 - k) / (8 + k) for k in (1, 2, 3)]
     assert metrics["mean_iou"] == pytest.approx(np.mean(by_hand), abs=1e-12)
+
+
+@pytest.mark.parametrize("task", ["points", "boxes"])
+def test_the_paper_readouts_train_evaluate_and_draw(tmp_path, task):
+    tiles = ["+probe.options.num_tiles=2"] if task == "points" else []  # the tiny world's 4 frames: 2 tiles of 2
+    cfg = compose_probe(tmp_path, f"probe={task}", "readout=paper", *tiles)
+    metrics = probe(cfg, tmp_path / "run")
+    assert 0.0 <= metrics[{"points": "average_jaccard", "boxes": "mean_iou"}[task]] <= 1.0
+    assert (tmp_path / "run" / f"{task}.png").stat().st_size > 0
