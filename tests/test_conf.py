@@ -131,3 +131,22 @@ def test_kinetics_test_labels_index_the_train_class_list(tmp_path):
         probe_splits(compose("probe", [*overrides, f"probe_data.test.actions.csv_path={test}"]))
     cause = user_error(caught.value)
     assert isinstance(cause, FourdError) and "label 'yoga' is not one of the 3 classes" in str(cause)
+
+
+READER_PROBE_DATA = sorted(p.stem for p in (Path(CONFIG_DIR) / "probe_data").glob("*.yaml") if p.stem != "world")
+
+
+@pytest.mark.parametrize("name", READER_PROBE_DATA)
+def test_clip_settings_of_every_reader_group_sit_at_its_top_and_reach_both_splits(name):
+    """probe_data.num_frames, size, stride and num_points or num_objects: one setting for train and test alike (the
+    world's are its generator's, under probe_data.world)."""
+    cfg = compose("probe", [f"probe_data={name}", "probe_data.num_frames=5", "probe_data.size=40"])
+    assert ("stride" in cfg.probe_data) == (name != "kubric_davis")  # Kubric and TAP-Vid records have no frame rate
+    shared = [key for key in ("stride", "num_points", "num_objects") if key in cfg.probe_data]
+    for key in shared:
+        cfg.probe_data[key] = 3
+    for split in ("train", "test"):
+        node = cfg.probe_data[split]
+        assert (node.num_frames, node.size) == (5, 40)
+        assert all(node[key] == 3 for key in shared if key in node)
+    assert all(any(key in cfg.probe_data[split] for split in ("train", "test")) for key in shared)
