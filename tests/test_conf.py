@@ -80,18 +80,73 @@ def test_data_world_pretrains_on_the_videos_of_the_probes_world(tmp_path):
 
 
 PROBE_EXPS = sorted(p.stem for p in (Path(CONFIG_DIR) / "probe_exp").glob("[!_]*.yaml"))
+PAPER_READOUT_HEADS = {"kubric_perception_points": 8, "waymo_boxes": 4}  # the paper's tracking readouts
 PAPER_GEOMETRY = {"num_frames": 16, "height": 224, "width": 224, "num_points": 64, "num_objects": 4, "num_classes": 174}
 
 
 @pytest.mark.parametrize("probe_exp", PROBE_EXPS)
 def test_every_paper_probe_composes_and_builds_on_meta(probe_exp):
     cfg = compose("probe", [f"+probe_exp={probe_exp}", "backbone=random"])
-    assert (cfg.readout.width, cfg.readout.heads, cfg.readout.readout_depth) == (1024, 16, 0.95)
+    heads = PAPER_READOUT_HEADS.get(probe_exp, 16)
+    assert (cfg.readout.width, cfg.readout.heads, cfg.readout.readout_depth) == (1024, heads, 0.95)
     assert (cfg.probe_data.test.num_frames, cfg.probe_data.test.size) == (16, 224)
     with torch.device("meta"):
         backbone = load_backbone(cfg.backbone, cfg.random_backbone)
         head = build_head(cfg, ClipGeometry(**PAPER_GEOMETRY, feature_width=backbone.width), backbone)
     assert backbone.params == ZOO["b"]["encoder_params"]  # ViT-B at 16x224x224, 2x16x16 tubelets
     assert head.readout.config.num_frames == 8 and head.readout.coords.shape == (14 * 14, 2)
-    queries = {"depth": 16 * 224 * 224 // (2 * 8 * 8), "points": 16, "pose": 16, "classification": 1}
+    queries = {"depth": 16 * 224 * 224 // (2 * 8 * 8), "points": 16, "boxes": 16, "pose": 16, "classification": 1}
+    if probe_exp in PAPER_READOUT_HEADS:  # 8 tiles of 2 frames of (x, y, visibility, certainty); a box per frame
+        assert (cfg.readout.style, head.task.per_frame, head.readout.spatial_posenc) == ("paper", False, None)
+        queries = {"points": 8, "boxes": 1}
+        assert head.task.outputs_per_query == {"points": 2 * 4, "boxes": 16 * 4}[cfg.probe.task]
     assert head.task.num_queries == queries[cfg.probe.task]
+
+
+def kinetics_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    lines = [f"{label},{youtube_id},0,10,split" for label, youtube_id in rows]
+    path.write_text("label,youtube_id,time_start,time_end,split\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def test_kinetics_test_labels_index_the_train_class_list(tmp_path):
+    from fourd.errors import FourdError, user_error
+    from fourd.probe.run import probe_splits
+
+    (tmp_path / "videos").mkdir()
+    for youtube_id in "abcd":
+        (tmp_path / "videos" / f"{youtube_id}_000000_000010.mp4").touch()  # listed, never decoded here
+    train = kinetics_csv(tmp_path / "train.csv", [("abseiling", "a"), ("archery", "b"), ("zumba", "c")])
+    overrides = [
+        "probe_data=kinetics",
+        f"probe_data.train.actions.csv_path={train}",
+        f"probe_data.train.actions.videos_root={tmp_path / 'videos'}",
+    ]
+    test = kinetics_csv(tmp_path / "val.csv", [("zumba", "d")])  # one label of three: index 2, not 0
+    splits, num_classes, _ = probe_splits(compose("probe", [*overrides, f"probe_data.test.actions.csv_path={test}"]))
+    assert num_classes == 3 and splits["test"].classes == ["abseiling", "archery", "zumba"]
+    assert splits["test"].actions.labels == [2]
+    kinetics_csv(test, [("yoga", "d")])
+    with pytest.raises(Exception) as caught:  # Hydra wraps it; the entry point prints the cause in one line
+        probe_splits(compose("probe", [*overrides, f"probe_data.test.actions.csv_path={test}"]))
+    cause = user_error(caught.value)
+    assert isinstance(cause, FourdError) and "label 'yoga' is not one of the 3 classes" in str(cause)
+
+
+READER_PROBE_DATA = sorted(p.stem for p in (Path(CONFIG_DIR) / "probe_data").glob("*.yaml") if p.stem != "world")
+
+
+@pytest.mark.parametrize("name", READER_PROBE_DATA)
+def test_clip_settings_of_every_reader_group_sit_at_its_top_and_reach_both_splits(name):
+    """probe_data.num_frames, size, stride and num_points or num_objects: one setting for train and test alike (the
+    world's are its generator's, under probe_data.world)."""
+    cfg = compose("probe", [f"probe_data={name}", "probe_data.num_frames=5", "probe_data.size=40"])
+    assert ("stride" in cfg.probe_data) == (name != "kubric_davis")  # Kubric and TAP-Vid records have no frame rate
+    shared = [key for key in ("stride", "num_points", "num_objects") if key in cfg.probe_data]
+    for key in shared:
+        cfg.probe_data[key] = 3
+    for split in ("train", "test"):
+        node = cfg.probe_data[split]
+        assert (node.num_frames, node.size) == (5, 40)
+        assert all(node[key] == 3 for key in shared if key in node)
+    assert all(any(key in cfg.probe_data[split] for split in ("train", "test")) for key in shared)

@@ -19,19 +19,20 @@ class ProbeReadout(AttentionReadout):
 
     With `per_frame_of=T`, the queries are tiled over the clip's frames ((k, t) order) and query (k, t) reads the
     tokens of frame t alone (those of its tubelet): a tracking query then finds its point among one frame's
-    tokens instead of averaging the clip."""
+    tokens instead of averaging the clip. `spatial=False` leaves the spatial embedding out (the paper's readouts)."""
 
-    def __init__(self, config: ReadoutConfig, grid: tuple[int, int]) -> None:
+    def __init__(self, config: ReadoutConfig, grid: tuple[int, int], spatial: bool = True) -> None:
         super().__init__(config)
         h, w = grid
         ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing="ij")
         self.register_buffer("coords", torch.stack([ys, xs], -1).reshape(-1, 2), persistent=False)
-        self.spatial_posenc = FourierEmbedding(2, config.encoder_width)
+        self.spatial_posenc = FourierEmbedding(2, config.encoder_width) if spatial else None
         nn.init.zeros_(self.head.weight)  # tasks predict moves away from their prior: a new head predicts the prior
         nn.init.zeros_(self.head.bias)
 
     def embed_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
-        return super().embed_inputs(inputs) + self.spatial_posenc(self.coords)
+        embedded = super().embed_inputs(inputs)
+        return embedded if self.spatial_posenc is None else embedded + self.spatial_posenc(self.coords)
 
     def describe(self, features: torch.Tensor) -> torch.Tensor:
         """Features (..., D) at a query's place -> (..., P) through the readout's own key map, so that a query

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from fourd.data.sampler import ResumableSampler, SeededItems
 from fourd.devices import compute_device
+from fourd.errors import ConfigError
 from fourd.files import content_key
 from fourd.models.readout import ReadoutConfig
 from fourd.models.vit import count_parameters
@@ -53,10 +54,15 @@ def clip_geometry(dataset: Dataset, num_classes: int, feature_width: int) -> Cli
 def probe_splits(cfg: DictConfig) -> tuple[dict[str, Dataset], int, str]:
     """Train, val and test datasets, the number of classes, and a string identifying the data (for the cache).
 
-    Data without a `val` split gives the last `val_fraction` of its train split to val.
+    Data without a `val` split gives the last `val_fraction` of its train split to val. The classes are the train
+    split's; a test split with another class list is a ConfigError (its indices would mean other classes).
     """
     d = cfg.probe_data
     splits = {"train": instantiate(d.train), "test": instantiate(d.test)}
+    classes = [getattr(splits[name], "classes", None) for name in ("train", "test")]
+    if classes[0] != classes[1]:
+        raise ConfigError("probe_data: the train and test splits have different class lists; give both the same")
+    num_classes = getattr(splits["train"], "num_classes", 0)
     identity: dict[str, Any] = {"data": OmegaConf.to_container(d, resolve=True)}
     if "val" in d:
         splits["val"] = instantiate(d.val)
@@ -66,7 +72,7 @@ def probe_splits(cfg: DictConfig) -> tuple[dict[str, Dataset], int, str]:
         splits["val"] = Subset(splits["train"], range(n - held_out, n))
         splits["train"] = Subset(splits["train"], range(n - held_out))
         identity["val_fraction"] = cfg.val_fraction
-    return splits, getattr(splits["test"], "num_classes", 0), json.dumps(identity, sort_keys=True)
+    return splits, num_classes, json.dumps(identity, sort_keys=True)
 
 
 def split_stores(
@@ -105,7 +111,8 @@ def head_settings(cfg: DictConfig) -> list[HeadSetting]:
 
 def probe_task(cfg: DictConfig, geometry: ClipGeometry) -> ProbeTask:
     """The configured task, sized for the clips and the readout width."""
-    return build_task(cfg.probe.task, geometry, cfg.readout.width, **OmegaConf.to_container(cfg.probe.options))
+    options = OmegaConf.to_container(cfg.probe.options)
+    return build_task(cfg.probe.task, geometry, cfg.readout.width, cfg.readout.style, **options)
 
 
 def build_head(cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone) -> ProbeHead:
@@ -123,7 +130,7 @@ def build_head(cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone) -> P
         readout_depth=r.readout_depth,
         encoder_width=backbone.width,
     )
-    return ProbeHead(task, ProbeReadout(config, grid[1:]))
+    return ProbeHead(task, ProbeReadout(config, grid[1:], spatial=r.style != "paper"))
 
 
 def train_heads(

@@ -14,9 +14,11 @@ from torch.utils.data import DataLoader
 from fourd.data.readers import (
     ActionClipDataset,
     KubricDataset,
+    PerceptionTestDataset,
     RealEstate10KDataset,
     ScanNetDataset,
     TapVidDataset,
+    WaymoBoxDataset,
     kinetics_list,
     kubric_record_from_arrays,
     resize_with_geometry,
@@ -24,9 +26,12 @@ from fourd.data.readers import (
 )
 from fourd.data.readers.kinetics import spread_clip_indices
 from fourd.data.readers.tapvid import sample_queries
+from fourd.errors import FourdError
+from tests.helpers.perception_test import point_track, video_record, write_perception_test
 from tests.helpers.scannet import write_scannet_scene
 from tests.helpers.tracks import sampling_case
 from tests.helpers.videos import make_frames, write_broken_video, write_test_video
+from tests.helpers.waymo import FRONT, FRONT_LEFT, moving, timestamp, write_segment
 
 SIZE = 16
 
@@ -127,16 +132,37 @@ def test_tapvid_strided_queries_repeat_tracks_at_every_visible_query_frame(tmp_p
         TapVidDataset(tmp_path / "davis.pkl", query_mode="random")
 
 
-def kinetics_record(num_frames: int, corrupt_frame: int | None = None) -> dict:
+def kinetics_record(num_frames: int, corrupt_frame: int | None = None, as_array: bool = True) -> dict:
+    """A TAP-Vid-Kinetics record as DeepMind's generate_tapvid.py writes it: ``np.array(tuple_of_jpeg_bytes)``,
+    a 1-D ``|S...`` array (or, with ``as_array=False``, a plain list of JPEG bytes)."""
     record = davis_record(num_frames)
-    record["video"] = [jpeg_bytes(frame) for frame in record["video"]]
+    frames = [jpeg_bytes(frame) for frame in record["video"]]
     if corrupt_frame is not None:
-        record["video"][corrupt_frame] = b"\xff\xd8 not a jpeg"
+        frames[corrupt_frame] = b"\xff\xd8 not a jpeg"
+    record["video"] = np.array(tuple(frames)) if as_array else frames
     return record
 
 
-def test_tapvid_kinetics_shards_decode_jpeg_frames_and_skip_broken_ones(tmp_path):
-    shards = [[kinetics_record(10), kinetics_record(10, corrupt_frame=3)], [kinetics_record(10), {"video": []}]]
+def test_tapvid_kinetics_records_in_generate_tapvid_layout_all_read_with_their_tracks(tmp_path):
+    shard = [kinetics_record(10 + n) for n in range(6)]
+    assert shard[0]["video"].dtype.kind == "S" and shard[0]["video"].shape == (10,)
+    with (tmp_path / "0000_of_0010.pkl").open("wb") as file:
+        pickle.dump(shard, file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing skipped
+        dataset = TapVidDataset(tmp_path, num_frames=8, size=SIZE)
+        items = [dataset[i] for i in range(len(dataset))]
+    assert len(dataset) == 6 and not dataset.skipped
+    for item in items:
+        assert item["video"].shape == (3, 8, SIZE, SIZE) and item["skipped"] == 0
+        assert torch.allclose(item["tracks"][0], torch.tensor([0.25 * SIZE, 0.5 * SIZE]).expand(8, 2))
+        assert item["query_points"][:, 0].tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize("as_array", [True, False], ids=["bytes_array", "list"])
+def test_tapvid_kinetics_shards_decode_jpeg_frames_and_skip_broken_ones(tmp_path, as_array):
+    good, corrupt = kinetics_record(10, as_array=as_array), kinetics_record(10, corrupt_frame=3, as_array=as_array)
+    shards = [[good, corrupt], [good, {"video": []}]]
     for number, shard in enumerate(shards):
         with (tmp_path / f"{number:04d}_of_0002.pkl").open("wb") as file:
             pickle.dump(shard, file)
@@ -190,6 +216,111 @@ def test_fixed_point_counts_let_point_track_items_batch(tmp_path):
     assert padded["occluded"][2:].all() and not padded["occluded"][0].any()  # two usable tracks, two padding
     batch = next(iter(DataLoader(KubricDataset(tmp_path, num_frames=12, size=SIZE, num_points=1), batch_size=3)))
     assert batch["tracks"].shape == (3, 1, 12, 2) and batch["index"].tolist() == [0, 1, 2]
+
+
+def test_perception_test_points_are_occluded_off_their_listed_frames_and_bad_input_is_skipped(tmp_path):
+    track = point_track(7, [3, 5, 9], [[0.25, 0.5], [0.5, 0.5], [0.75, 0.25]])  # (x, y) per listed frame
+    everywhere = point_track(8, list(range(16)), np.full((16, 2), 0.125))
+    records = {
+        "good": video_record("good", "valid", [track, everywhere, point_track(9, [], np.zeros((0, 2)))]),
+        "no_tracks": video_record("no_tracks", "valid", []),  # left out, not skipped
+        "no_video": video_record("no_video", "valid", [track]),
+        "no_frames": video_record("no_frames", "valid", [point_track(0, [], np.zeros((0, 2)))]),
+        "short": video_record("short", "valid", [track], num_frames=6),
+        "corrupt": video_record("corrupt", "valid", [track]),
+        "malformed": {"point_tracking": [track]},
+    }
+    write_perception_test(tmp_path, "valid", records, ["good", "no_tracks", "short"])
+    write_broken_video(tmp_path / "videos" / "corrupt.mp4", "truncated")
+    with pytest.warns(UserWarning, match="PerceptionTestDataset: skipped 6 entries, kept 4") as caught:
+        dataset = PerceptionTestDataset(tmp_path, "valid", num_frames=8, stride=1, size=SIZE, num_points=3)
+    assert "good/track 9: no frames" in str(caught[0].message)
+    assert dataset.names == ["corrupt/0", "corrupt/8", "good/0", "good/8"]
+    assert dataset.skipped == {
+        "good/track 9": "no frames",
+        "malformed": dataset.skipped["malformed"],
+        "no_frames": "none of its 1 tracks is usable",
+        "no_frames/track 0": "no frames",
+        "no_video": "no video videos/no_video.mp4",
+        "short": "6 frames: too few",
+    }
+    assert "needs metadata.num_frames" in dataset.skipped["malformed"]
+
+    with pytest.warns(UserWarning) as caught:
+        item = dataset[0]
+    assert [str(w.message).split(":")[1] for w in caught] == [" skipping corrupt/0", " skipping corrupt/8"]
+    assert item["skipped"] == 2 and dataset.names[item["index"]] == "good/0"
+    assert item["video"].shape == (3, 8, SIZE, SIZE)
+    visible = [[t in (3, 5) for t in range(8)], [True] * 8, [False] * 8]  # frames 0-7; the third is padding
+    assert (~item["occluded"]).tolist() == visible
+    assert torch.allclose(item["tracks"][0, [3, 5]], torch.tensor([[0.25, 0.5], [0.5, 0.5]]) * SIZE)
+    assert torch.allclose(item["tracks"][0, 4], torch.tensor([0.375, 0.5]) * SIZE)  # between listed frames
+    assert torch.allclose(
+        item["query_points"][:2], torch.tensor([[3.0, 0.5, 0.25], [0.0, 0.125, 0.125]]) * torch.tensor([1, SIZE, SIZE])
+    )
+    later = dataset[3]  # frames 8-15: the track is listed at 9 only, queried there
+    assert (~later["occluded"][0]).nonzero().flatten().tolist() == [1]
+    assert later["query_points"][0].tolist() == [1.0, 0.25 * SIZE, 0.75 * SIZE]
+
+
+def test_perception_test_without_anything_usable_fails_in_one_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="point_tracking_valid.json"):
+        PerceptionTestDataset(tmp_path, "valid")
+    track = point_track(0, [0], [[0.5, 0.5]])
+    write_perception_test(tmp_path, "valid", {"lost": video_record("lost", "valid", [track])}, [])
+    with pytest.raises(FourdError, match="skipped 1 entries, kept 0 .lost: no video videos/lost.mp4"):
+        PerceptionTestDataset(tmp_path, "valid")
+    (tmp_path / "point_tracking_valid.json").write_text("{not json")
+    with pytest.raises(FourdError, match="not JSON"):
+        PerceptionTestDataset(tmp_path, "valid")
+
+
+def test_waymo_clips_keep_front_objects_seen_first_and_mostly_and_skip_bad_segments(tmp_path):
+    frames = range(16)
+    front = {
+        "car": moving((40, 32, 20, 20), (2, 0), frames),
+        "tiny": moving((50, 30, 1, 1), (0, 0), frames),  # under 0.5% of the frame
+        "late": moving((50, 30, 20, 20), (0, 0), range(1, 16)),  # not in a clip's first frame
+        "flicker": moving((50, 30, 20, 20), (0, 0), range(0, 16, 3)),  # in under 70% of a clip's frames
+    }
+    left = {"car": moving((10, 10, 30, 30), (0, 0), frames), "van": moving((50, 30, 20, 20), (0, 0), frames)}
+    write_segment(tmp_path, "validation", "a", {FRONT: front, FRONT_LEFT: left})
+    write_segment(tmp_path, "validation", "b_left_only", {FRONT_LEFT: left}, image_cameras=(FRONT_LEFT,))
+    write_segment(tmp_path, "validation", "c_corrupt", {FRONT: front}, corrupt_frame=2)
+    write_segment(tmp_path, "validation", "d_no_boxes", {FRONT: front})
+    (tmp_path / "validation" / "camera_box" / "d_no_boxes.parquet").unlink()
+    write_segment(tmp_path, "validation", "e_no_images", {FRONT: front})
+    (tmp_path / "validation" / "camera_image" / "e_no_images.parquet").unlink()
+    with pytest.warns(UserWarning, match="WaymoBoxDataset: skipped 3 entries, kept 4"):
+        dataset = WaymoBoxDataset(tmp_path, "validation", num_frames=4, stride=2, size=SIZE, num_objects=2)
+    assert dataset.names == [f"{segment}/{timestamp(start)}" for segment in ("a", "c_corrupt") for start in (0, 7)]
+    assert dataset.skipped == {
+        "b_left_only": "no images of camera 1",
+        "d_no_boxes": "no camera_box component (camera_box/d_no_boxes.parquet)",
+        "e_no_images": "no camera_image component (camera_image/e_no_images.parquet)",
+    }
+
+    item = dataset[0]
+    assert item["video"].shape == (3, 4, SIZE, SIZE) and item["video"].dtype == torch.uint8
+    # 64 x 96 frames -> the centred 64 x 64 (columns 16-80) at a quarter: the car's 20 px box is 5 px, 1 px a frame
+    car = torch.tensor([3.5, 5.5, 8.5, 10.5]) + torch.arange(4.0)[:, None] * torch.tensor([1.0, 0.0, 1.0, 0.0])
+    assert torch.equal(item["boxes"][0], car) and torch.equal(item["boxes"][1], torch.zeros(4, 4))
+    assert item["box_visible"].tolist() == [[True] * 4, [False] * 4]  # the car, and padding
+    with pytest.warns(UserWarning, match="skipping c_corrupt/1557000000000000: cannot decode image"):
+        item = dataset[2]
+    assert item["skipped"] == 1 and dataset.names[item["index"]].startswith("c_corrupt/")
+
+
+def test_waymo_without_a_usable_segment_fails_in_one_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no Waymo Open camera_image or camera_box parquet files"):
+        WaymoBoxDataset(tmp_path, "validation")
+    write_segment(tmp_path, "validation", "s", {}, image_cameras=(FRONT_LEFT,))
+    with pytest.raises(FourdError, match=r"skipped 1 entries, kept 0 \(s: no images of camera 1\)"):
+        WaymoBoxDataset(tmp_path, "validation")
+    write_segment(tmp_path, "validation", "s", {}, image_cameras=(FRONT,))
+    (tmp_path / "validation" / "camera_box" / "s.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(FourdError, match="kept 0 .s: cannot read camera_box/s.parquet: ArrowInvalid"):
+        WaymoBoxDataset(tmp_path, "validation")
 
 
 def test_scannet_clips_have_metric_depth_scaled_intrinsics_and_inverted_poses(tmp_path):
@@ -267,8 +398,8 @@ def test_kinetics_finds_videos_in_label_folders_or_flat_and_skips_the_rest(tmp_p
     assert actions.classes == ["abseiling", "archery"]
     assert actions.names == ["aaa_000010_000020", "bbb_000000_000010", "ddd_000001_000011"]
     assert actions.labels == [0, 1, 1] and actions.skipped == {"ccc_000005_000015": "video file not found"}
-    unknown = kinetics_list(tmp_path / "val.csv", videos, classes=["archery"])
-    assert unknown.skipped["aaa_000010_000020"] == "unknown label 'abseiling'"
+    with pytest.raises(FourdError, match="aaa_000010_000020: label 'abseiling' is not one of the 1 classes"):
+        kinetics_list(tmp_path / "val.csv", videos, classes=["archery"])
 
     with pytest.warns(UserWarning, match="ActionClipDataset: skipped 1 entries, kept 3"):
         dataset = ActionClipDataset(actions, num_frames=4, stride=2, size=SIZE, num_clips=2)
@@ -293,23 +424,24 @@ def test_something_something_labels_come_from_templates_without_brackets(tmp_pat
             "placeholders": ["potato", "bottle"],
         },
         {"id": "42", "label": "pushing cup", "template": "Pushing [something] from left to right"},
-        {"id": "7", "template": "Dancing with [something]"},
         {"id": "1420"},  # test split: no label
         {"label": "no id"},
     ]
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     (tmp_path / "validation.json").write_text(json.dumps(split))
-    for name in ("78687", "42", "7", "1420"):
+    for name in ("78687", "42", "1420"):
         write_test_video(tmp_path / f"{name}.webm", num_frames=6)
 
     actions = something_something_list(tmp_path / "labels.json", tmp_path / "validation.json", tmp_path)
     assert actions.classes == ["Pushing something from left to right", "Holding something next to something"]
     assert actions.names == ["78687", "42"] and actions.labels == [1, 0]
-    assert actions.skipped["7"] == "unknown label 'Dancing with something'"
-    assert actions.skipped["1420"] == "unknown label None" and "entry 4" in actions.skipped
+    assert actions.skipped["1420"] == "no label" and "entry 3" in actions.skipped
     dataset = quiet(lambda: ActionClipDataset(actions, num_frames=3, stride=1, size=SIZE, train=True, flip=False))
     item = dataset[1]
     assert item["video"].shape == (3, 3, SIZE, SIZE) and item["label"].item() == 0
+    (tmp_path / "validation.json").write_text(json.dumps([{"id": "7", "template": "Dancing with [something]"}]))
+    with pytest.raises(FourdError, match="7: label 'Dancing with something' is not one of the 2 classes"):
+        something_something_list(tmp_path / "labels.json", tmp_path / "validation.json", tmp_path)
 
 
 def test_spread_clips_divide_the_valid_starts_evenly():

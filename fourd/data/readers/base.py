@@ -6,6 +6,7 @@ import io
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from fourd.data.video import VideoReadError
-from fourd.errors import first_few
+from fourd.errors import FourdError, first_few
 
 MAX_REASONS_SHOWN = 3
 
@@ -26,8 +27,8 @@ class SkippingDataset(Dataset):
     """Items read from named entries, each entry giving ``clips_per_entry`` consecutive items.
 
     ``names[i]`` names entry i, which items carry as "index". ``skipped`` maps names to why they are
-    unusable: entries dropped while listing (reported in one warning at construction) and entries that
-    fail when read (warned about once, remembered, and replaced by the next item, like
+    unusable: entries dropped while listing (reported in one warning at construction, or one FourdError where
+    none is left) and entries that fail when read (warned about once, remembered, and replaced by the next item, like
     :class:`fourd.data.clips.VideoClipDataset`); "skipped" counts the items passed over.
     """
 
@@ -70,11 +71,15 @@ class SkippingDataset(Dataset):
 
 
 def report_skipped(owner: str, kept: int, skipped: Mapping[str, str]) -> None:
-    """One warning naming how many entries were dropped, with the first few reasons."""
-    if not skipped:
+    """One warning naming how many entries were dropped, with the first few reasons; a FourdError (one `error:`
+    line from an entry point) where none is kept."""
+    if kept and not skipped:
         return
     reasons = first_few([f"{name}: {reason}" for name, reason in skipped.items()], MAX_REASONS_SHOWN, "; ")
-    warnings.warn(f"{owner}: skipped {len(skipped)} entries, kept {kept} ({reasons})", stacklevel=3)
+    message = f"{owner}: skipped {len(skipped)} entries, kept {kept} ({reasons or 'none listed'})"
+    if not kept:
+        raise FourdError(message)
+    warnings.warn(message, stacklevel=3)
 
 
 def clip_windows(length: int, num_frames: int, stride: int) -> list[slice]:
@@ -83,6 +88,19 @@ def clip_windows(length: int, num_frames: int, stride: int) -> list[slice]:
         raise ValueError(f"need positive sizes, got {num_frames=}, {stride=}")
     span = (num_frames - 1) * stride + 1
     return [slice(start, start + span, stride) for start in range(0, length - span + 1, span)]
+
+
+def fixed_count(arrays: Sequence[np.ndarray], fills: Sequence[Any], count: int, rng: np.random.Generator) -> list:
+    """Exactly ``count`` rows of each of ``arrays`` (rows in step): a random subset in order, or all rows padded
+    with rows of ``fills`` (never-visible points or objects), so that items batch."""
+    rows = len(arrays[0])
+    if rows >= count:
+        keep = np.sort(rng.choice(rows, count, replace=False))
+        return [array[keep] for array in arrays]
+    return [
+        np.pad(array, [(0, count - rows)] + [(0, 0)] * (array.ndim - 1), constant_values=fill)
+        for array, fill in zip(arrays, fills, strict=True)
+    ]
 
 
 def read_rgb(source: Path | bytes) -> np.ndarray:

@@ -5,7 +5,10 @@ Kinetics: a CSV with columns ``label,youtube_id,time_start,time_end,split``; the
 folder per label). Something-Something-v2: a labels JSON ``{"Approaching something with your camera": "0",
 ...}`` and a split JSON list of ``{"id": "78687", "template": "Holding [something] ...", ...}`` whose
 template without brackets is the label; the video is ``<id>.webm`` anywhere under the videos folder.
-Rows whose video is missing or whose label is unknown (or absent, as in test splits) are skipped.
+
+Every split of a dataset shares one class list (the train CSV's labels, a labels file, or SSv2's labels JSON):
+a label outside it is an error naming the label, never a silent shift of the class indices. Rows whose video
+is missing or that have no label (as in test splits) are skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from fourd.data.clips import sample_clip_indices
 from fourd.data.readers.base import SkippingDataset
 from fourd.data.transforms import ClipTransform
 from fourd.data.video import read_clip
+from fourd.errors import FourdError
 
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 
@@ -41,9 +45,11 @@ class ActionList:
         self._class_index = {name: index for index, name in enumerate(self.classes)}
 
     def add(self, name: str, path: Path | None, label: str | None) -> None:
-        """List a video, or record why it cannot be."""
-        if label not in self._class_index:
-            self.skipped[name] = f"unknown label {label!r}"
+        """List a video, or record why it cannot be; a label outside the class list is a FourdError."""
+        if label is None:
+            self.skipped[name] = "no label"
+        elif label not in self._class_index:
+            raise FourdError(f"{name}: label {label!r} is not one of the {len(self.classes)} classes")
         elif path is None:
             self.skipped[name] = "video file not found"
         else:
@@ -53,14 +59,9 @@ class ActionList:
 
 
 def kinetics_list(csv_path: str | Path, videos_root: str | Path, classes: Sequence[str] | None = None) -> ActionList:
-    """Videos of a Kinetics CSV; ``classes`` default to the CSV's labels, sorted (pass the training list's)."""
-    with Path(csv_path).open(newline="") as file:
-        rows = list(csv.DictReader(file))
-    if rows and not set(KINETICS_COLUMNS) <= rows[0].keys():
-        raise ValueError(f"{csv_path} lacks Kinetics columns {KINETICS_COLUMNS}; has {sorted(rows[0])}")
-    if classes is None:
-        classes = sorted({row["label"] for row in rows if row["label"]})
-    actions = ActionList(list(classes))
+    """Videos of a Kinetics CSV; ``classes`` default to the CSV's own (pass the train split's: :func:`class_list`)."""
+    rows = _kinetics_rows(csv_path)
+    actions = ActionList(list(classes) if classes is not None else _labels(rows))
     videos = index_files(videos_root, ".mp4")
     for number, row in enumerate(rows, start=2):
         try:
@@ -68,8 +69,28 @@ def kinetics_list(csv_path: str | Path, videos_root: str | Path, classes: Sequen
         except (TypeError, ValueError):
             actions.skipped[f"line {number}"] = f"malformed row {row}"
             continue
-        actions.add(name, videos.get(name), row["label"])
+        actions.add(name, videos.get(name), row["label"] or None)
     return actions
+
+
+def class_list(path: str | Path) -> list[str]:
+    """The class list every split shares: a Kinetics CSV's labels, sorted, or a labels file's lines, in order."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        return _labels(_kinetics_rows(path))
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _kinetics_rows(csv_path: str | Path) -> list[dict[str, str]]:
+    with Path(csv_path).open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    if rows and not set(KINETICS_COLUMNS) <= rows[0].keys():
+        raise ValueError(f"{csv_path} lacks Kinetics columns {KINETICS_COLUMNS}; has {sorted(rows[0])}")
+    return rows
+
+
+def _labels(rows: list[dict[str, str]]) -> list[str]:
+    return sorted({row["label"] for row in rows if row["label"]})
 
 
 def something_something_list(labels_json: str | Path, split_json: str | Path, videos_root: str | Path) -> ActionList:

@@ -1,9 +1,10 @@
 """TAP-Vid point tracking benchmarks read from DeepMind's pickles, and the clip and query logic of point tracks.
 
 A pickle holds a dict name -> video record (TAP-Vid-DAVIS) or a list of records (TAP-Vid-Kinetics, in a
-folder of ``*_of_0010.pkl`` shards; TAP-Vid-RGB-Stacking). A record has "video": uint8 (T, H, W, 3) or a
-list of T JPEG-encoded frames, "points": float (N, T, 2) (x, y) normalised to [0, 1] by the frame size,
-and "occluded": bool (N, T).
+folder of ``*_of_0010.pkl`` shards; TAP-Vid-RGB-Stacking). A record has "video": uint8 (T, H, W, 3), or T
+JPEG-encoded frames as a list or a 1-D numpy bytes array (``np.array(tuple_of_jpegs)``, as DeepMind's
+``generate_tapvid.py`` writes the Kinetics shards); "points": float (N, T, 2) (x, y) normalised to [0, 1] by
+the frame size; and "occluded": bool (N, T).
 
 Items, for the first ``num_frames`` frames resized to ``size`` x ``size`` (see
 :func:`~fourd.data.readers.geometry.resize_with_geometry`): "video" uint8 (3, T, size, size), "tracks"
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from fourd.data.readers.base import EntryError, SkippingDataset, read_rgb, stack_frames
+from fourd.data.readers.base import EntryError, SkippingDataset, fixed_count, read_rgb, stack_frames
 from fourd.data.readers.geometry import resize_with_geometry
 
 QUERY_MODES = ("first", "strided")
@@ -77,7 +78,7 @@ class PointTrackDataset(SkippingDataset):
         tracks, occluded = tracks[index], occluded[index]
         if self.num_points is not None:
             rng = np.random.default_rng(entry)
-            queries, tracks, occluded = fixed_point_count(queries, tracks, occluded, self.num_points, rng)
+            queries, tracks, occluded = fixed_count([queries, tracks, occluded], [0, 0, True], self.num_points, rng)
         item = {
             "video": torch.from_numpy(video).permute(3, 0, 1, 2),
             "tracks": torch.from_numpy(tracks).float(),
@@ -179,21 +180,6 @@ def sample_queries(
     return np.stack([frame, xy[:, 1], xy[:, 0]], axis=-1).astype(np.float64), track
 
 
-def fixed_point_count(
-    queries: np.ndarray, tracks: np.ndarray, occluded: np.ndarray, num_points: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exactly ``num_points`` queries: a random subset in order, or all padded with never-visible tracks."""
-    if len(tracks) >= num_points:
-        keep = np.sort(rng.choice(len(tracks), num_points, replace=False))
-        return queries[keep], tracks[keep], occluded[keep]
-    missing = num_points - len(tracks)
-    return (
-        np.pad(queries, ((0, missing), (0, 0))),
-        np.pad(tracks, ((0, missing), (0, 0), (0, 0))),
-        np.pad(occluded, ((0, missing), (0, 0)), constant_values=True),
-    )
-
-
 def _named_records(file: Path, prefix: str) -> Iterator[tuple[str, Any]]:
     """(name, record) pairs of a pickle holding a dict or a list of records."""
     with file.open("rb") as handle:
@@ -209,6 +195,8 @@ def _first_frames(record: Any, num_frames: int) -> tuple[np.ndarray | list[bytes
         found = sorted(record) if isinstance(record, Mapping) else type(record).__name__
         raise EntryError(f"a record needs keys {RECORD_KEYS}, got {found}")
     video = record["video"]
+    if isinstance(video, np.ndarray) and video.dtype.kind in "SO":  # encoded frames in an array: bytes or objects
+        video = video.tolist()
     if isinstance(video, np.ndarray):
         if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
             raise EntryError(f"video must be uint8 (T, H, W, 3), got {video.dtype} {video.shape}")

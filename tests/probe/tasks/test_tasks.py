@@ -4,6 +4,7 @@ import pytest
 import torch
 from einops import rearrange
 
+from fourd.errors import ConfigError
 from fourd.probe.metrics.pose import relative_poses
 from fourd.probe.metrics.rotation import matrix_to_rotation_6d
 from fourd.probe.tasks import ClipGeometry, build_task
@@ -94,6 +95,42 @@ def test_boxes_perfect_output():
     assert task.loss(out, batch) < 1e-5
     assert task.metrics(task.predict(out, batch), batch)["mean_iou"] == pytest.approx(1.0, abs=1e-5)
     assert task.query_tokens(batch, torch.zeros(2, 2, 4, 8), torch.zeros(4, 8), identity).shape == (2, 2 * 4, 8)
+
+
+def test_paper_points_perfect_output_and_visibility_needs_certainty():
+    task = build_task("points", G, 8, readout="paper", num_tiles=2)  # 2 tiles of 2 frames
+    tracks = torch.rand(2, 3, 4, 2) * 12 + 2
+    occluded = torch.rand(2, 3, 4) < 0.3
+    occluded[:, :, 0] = False
+    xy = (tracks / 16).logit()  # coordinates come through a sigmoid
+    visibility = torch.where(occluded, -10.0, 10.0)
+    certain = torch.full_like(visibility, 10.0)
+    out = torch.cat([xy, visibility[..., None], certain[..., None]], -1)  # B P T 4
+    out = out.unflatten(2, (2, 2)).flatten(3).flatten(1, 2)  # one query per (track, tile): its frames' 4 values
+    batch = {"tracks": tracks, "occluded": occluded}
+    assert (task.num_queries, task.outputs_per_query, task.per_frame) == (2, 8, False)
+    assert task.query_tokens(batch, torch.zeros(2, 2, 4, 8), torch.zeros(2, 8), identity).shape == (2, 3 * 2, 8)
+    assert task.loss(out, batch) < 1e-3
+    metrics = task.metrics(task.predict(out, batch), batch)
+    assert metrics["average_jaccard"] == pytest.approx(1.0) and metrics["occlusion_accuracy"] == pytest.approx(1.0)
+    unsure = out.unflatten(-1, (2, 4)).clone()
+    unsure[..., 3] = -10.0  # visible but uncertain: sigmoid(vis) * sigmoid(cert) < 0.5, so predicted occluded
+    assert task.predict(unsure.flatten(-2), batch)["occluded"].all()
+    with pytest.raises(ConfigError, match="num_tiles=3 does not tile 4 frames"):
+        build_task("points", G, 8, readout="paper", num_tiles=3)
+
+
+def test_paper_boxes_one_query_predicts_every_frame():
+    task = build_task("boxes", G, 8, readout="paper")
+    boxes = torch.tensor([2.0, 3.0, 10.0, 12.0]).repeat(2, 2, 4, 1) + torch.arange(4.0)[:, None]
+    batch = {"boxes": boxes, "box_visible": torch.ones(2, 2, 4, dtype=torch.bool)}
+    out = ((boxes - boxes[:, :, :1]) / 16).flatten(2)  # B O (T 4): one query per object
+    assert (task.num_queries, task.outputs_per_query, task.per_frame) == (1, 16, False)
+    assert task.query_tokens(batch, torch.zeros(2, 2, 4, 8), torch.zeros(1, 8), identity).shape == (2, 2, 8)
+    assert task.loss(out, batch) < 1e-5
+    assert task.metrics(task.predict(out, batch), batch)["mean_iou"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ConfigError, match="probe task 'depth' has no paper readout"):
+        build_task("depth", G, 8, readout="paper")
 
 
 def test_pose_perfect_output():
