@@ -189,7 +189,7 @@ def world_split(
     generated first if missing or stale."""
     config = WorldConfig(**world)
     folder = Path(root) / f"world_{content_key(**asdict(config))}"
-    with file_lock(folder.with_name(folder.name + ".lock")):  # runs sharing a cache generate it once
+    with file_lock(folder.with_name(f".{folder.name}.lock")):  # runs sharing a cache generate it once
         return WorldDataset(ensure_world(folder, config, dict(splits)), split)
 
 
