@@ -42,6 +42,19 @@ def compute_features(
     return torch.cat([backbone.features(batch["video"].to(device), readout_depth).half().cpu() for batch in loader])
 
 
+class FrozenFeatures:
+    """The readout inputs of a batch's clips, computed in the step (features on the fly, cache_features=false),
+    rounded to float16 as the stored ones are."""
+
+    def __init__(self, backbone: Backbone, readout_depth: float) -> None:
+        self.backbone, self.readout_depth = backbone, readout_depth
+
+    @torch.no_grad()
+    def __call__(self, batch: dict[str, Any]) -> torch.Tensor:
+        video = batch["video"]
+        return self.backbone.to(video.device).features(video, self.readout_depth).half()
+
+
 def feature_bytes_per_clip(backbone: Backbone, clip_shape: tuple[int, int, int]) -> int:
     """Bytes of one clip's readout input: token times x places x width, in float16."""
     return prod(backbone.token_grid(clip_shape)) * backbone.width * FEATURE_BYTES

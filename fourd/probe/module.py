@@ -3,6 +3,7 @@ its own learning rate and weight decay, trained at once in one pass over the sam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -51,6 +52,7 @@ class ProbeModule(L.LightningModule):
         settings: list[HeadSetting],
         warmup_steps: int = 50,
         sampler: ResumableSampler | None = None,
+        featurize: Callable[[dict[str, Any]], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         if len(heads) != len(settings):
@@ -59,11 +61,14 @@ class ProbeModule(L.LightningModule):
         self.settings = settings
         self.warmup_steps = warmup_steps
         self.sampler = sampler
+        self.featurize = featurize  # the frozen backbone on the fly (no cached features), not part of the module
         self.stream = (0, 0)  # (epoch, position) of the next batch in the sampler's stream
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         if "position" in batch:
             self.stream = (int(batch["epoch"][-1]), int(batch["position"][-1]) + 1)
+        if self.featurize is not None:
+            batch = {**batch, "features": self.featurize(batch)}
         losses = torch.stack([head.task.loss(head(batch), batch) for head in self.heads])
         self.log("probe/loss", losses.mean(), prog_bar=True)
         return losses.sum()
@@ -106,19 +111,25 @@ class LatestCheckpoint(L.Callback):
 
 @torch.no_grad()
 def predict_split(
-    heads: list[ProbeHead], loader: torch.utils.data.DataLoader, device: torch.device | str
+    heads: list[ProbeHead],
+    loader: torch.utils.data.DataLoader,
+    device: torch.device | str,
+    featurize: Callable[[dict[str, Any]], torch.Tensor] | None = None,
 ) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
-    """Predictions of every head on a whole split (concatenated on the CPU), and the split's targets."""
+    """Predictions of every head on a whole split (concatenated on the CPU), and the split's targets; features
+    from the batches, or computed by `featurize` from their clips."""
     preds: list[list[dict[str, torch.Tensor]]] = [[] for _ in heads]
     targets: list[dict[str, torch.Tensor]] = []
     for head in heads:
         head.eval()
     for batch in loader:
-        on_device = {k: v.to(device) for k, v in batch.items()}
+        on_device = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
+        if featurize is not None:
+            on_device["features"] = featurize(on_device)
         for head, collected in zip(heads, preds, strict=True):
             out = head.task.predict(head(on_device), on_device)
             collected.append({k: v.cpu() for k, v in out.items()})
-        targets.append({k: v for k, v in batch.items() if k != "features"})
+        targets.append({k: v for k, v in batch.items() if k not in ("features", "video") and torch.is_tensor(v)})
     return [concat(p) for p in preds], concat(targets)
 
 

@@ -18,14 +18,15 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from fourd.data.sampler import ResumableSampler, SeededItems
+from fourd.data.augment import AugmentedSplit, ProbeAugment
+from fourd.data.sampler import ResumableSampler, SampleKey, SeededItems
 from fourd.devices import compute_device
 from fourd.errors import ConfigError
 from fourd.files import content_key
 from fourd.models.readout import ReadoutConfig
 from fourd.models.vit import count_parameters
 from fourd.probe.backbones import Backbone, load_backbone
-from fourd.probe.features import split_store
+from fourd.probe.features import FrozenFeatures, split_store
 from fourd.probe.module import HeadSetting, LatestCheckpoint, ProbeHead, ProbeModule, predict_split
 from fourd.probe.readout import ProbeReadout
 from fourd.probe.store import StoredSplit
@@ -78,11 +79,11 @@ def probe_splits(cfg: DictConfig) -> tuple[dict[str, Dataset], int, str]:
 def split_stores(
     cfg: DictConfig, backbone: Backbone, splits: dict[str, Dataset], identity: str
 ) -> dict[str, StoredSplit]:
-    """Each split read lazily from disk: targets stored once per data, features once per (backbone, layer,
-    data), computed on the device `accelerator` names."""
+    """Each split read lazily from disk: targets stored once per data, and with `cache_features` features once
+    per (backbone, layer, data), computed on the device `accelerator` names."""
     device = compute_device(cfg.accelerator)
     features_key = None
-    if backbone.reads_video:
+    if backbone.reads_video and cfg.cache_features:
         features_key = content_key(
             backbone=backbone.identity, readout_depth=cfg.readout.readout_depth, data=identity, times="tokens"
         )
@@ -133,8 +134,30 @@ def build_head(cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone) -> P
     return ProbeHead(task, ProbeReadout(config, grid[1:], spatial=r.style != "paper"))
 
 
+def readout_inputs(
+    cfg: DictConfig, splits: dict[str, Dataset], data: dict[str, StoredSplit], size: int
+) -> dict[str, Dataset]:
+    """What the heads read: stored features (cache_features) or the clips themselves, whose features are
+    computed in each step; train items are read by a ResumableSampler's keys, augmented if `train.augment`."""
+    augment = ProbeAugment.from_config(cfg.train.augment)
+    if cfg.cache_features:
+        if augment is not None:
+            raise ConfigError("train.augment needs cache_features=false: cached features are computed once")
+        return {"train": SeededItems(data["train"], cfg.seed), "val": data["val"], "test": data["test"]}
+    if augment is None:
+        train = SeededItems(splits["train"], cfg.seed)
+    else:
+        train = AugmentedSplit(splits["train"], size, augment, cfg.seed)
+    return {"train": train, "val": splits["val"], "test": splits["test"]}
+
+
 def train_heads(
-    cfg: DictConfig, heads: list[ProbeHead], settings: list[HeadSetting], train: Dataset, run_dir: Path
+    cfg: DictConfig,
+    heads: list[ProbeHead],
+    settings: list[HeadSetting],
+    train: Dataset,
+    run_dir: Path,
+    featurize: FrozenFeatures | None = None,
 ) -> None:
     """Every head trained at once for `train.steps` steps on the same batches, checkpointed every
     `train.checkpoint_every` steps; with resume=auto a killed run continues from its last checkpoint exactly."""
@@ -157,13 +180,10 @@ def train_heads(
     )
     sampler = ResumableSampler(train, seed=cfg.seed, batch_size=cfg.train.batch_size)
     loader = DataLoader(
-        SeededItems(train, cfg.seed),
-        batch_size=cfg.train.batch_size,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=cfg.train.num_workers,
+        train, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.train.num_workers
     )
-    trainer.fit(ProbeModule(heads, settings, cfg.train.warmup_steps, sampler), loader, ckpt_path=resume)
+    module = ProbeModule(heads, settings, cfg.train.warmup_steps, sampler, featurize)
+    trainer.fit(module, loader, ckpt_path=resume)
 
 
 def best_head(task: ProbeTask, val_metrics: list[dict[str, float]]) -> int:
@@ -201,21 +221,29 @@ def append_result(path: Path, record: dict[str, Any]) -> None:
 
 
 def probe_with_heads(
-    cfg: DictConfig, geometry: ClipGeometry, backbone: Backbone, data: dict[str, StoredSplit], run_dir: Path
+    cfg: DictConfig,
+    geometry: ClipGeometry,
+    backbone: Backbone,
+    data: dict[str, StoredSplit],
+    inputs: dict[str, Dataset],
+    run_dir: Path,
 ) -> tuple[ProbeHead, dict[str, float], dict[str, Any]]:
     """Train the head grid on train, choose on val, score the chosen head on test: (head, test metrics, record)."""
     settings = head_settings(cfg)
+    featurize = None if cfg.cache_features else FrozenFeatures(backbone, cfg.readout.readout_depth)
     L.seed_everything(cfg.seed, workers=True)  # the heads and their batches: from the seed alone, cache or not
     heads = [build_head(cfg, geometry, backbone) for _ in settings]
     for head in heads:  # each head predicts moves away from the train prior, where it starts
         head.task.fit_prior(data["train"].stacked(cfg.train.prior_clips))
-    train_heads(cfg, heads, settings, data["train"], run_dir)
+    train_heads(cfg, heads, settings, inputs["train"], run_dir, featurize)
     device = next(heads[0].parameters()).device
-    val_preds, val_targets = predict_split(heads, DataLoader(data["val"], cfg.train.batch_size), device)
+    val_loader = DataLoader(inputs["val"], cfg.train.batch_size)
+    val_preds, val_targets = predict_split(heads, val_loader, device, featurize)
     val_metrics = [h.task.metrics(p, val_targets) for h, p in zip(heads, val_preds, strict=True)]
     chosen = best_head(heads[0].task, val_metrics)
     head = heads[chosen]
-    (test_preds,), test_targets = predict_split([head], DataLoader(data["test"], cfg.train.batch_size), device)
+    test_loader = DataLoader(inputs["test"], cfg.train.batch_size)
+    (test_preds,), test_targets = predict_split([head], test_loader, device, featurize)
     metric = head.task.headline[0]
     record = {
         "chosen": {"lr": settings[chosen].lr, "weight_decay": settings[chosen].weight_decay},
@@ -250,17 +278,21 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     splits, num_classes, identity = probe_splits(cfg)
     data = split_stores(cfg, backbone, splits, identity)
     geometry = clip_geometry(splits["test"], num_classes, backbone.width if backbone.reads_video else 0)
+    inputs = readout_inputs(cfg, splits, data, geometry.height)
     if backbone.reads_video:
-        head, metrics, record = probe_with_heads(cfg, geometry, backbone, data, run_dir)
+        head, metrics, record = probe_with_heads(cfg, geometry, backbone, data, inputs, run_dir)
         task = head.task
     else:
         head = None
         task, metrics, record = probe_prior(cfg, geometry, data)
     if cfg.pictures:
-        picture = write_picture(
-            task, head, backbone, splits["test"], cfg.readout.readout_depth, run_dir / f"{task.name}.png"
-        )
+        depth = cfg.readout.readout_depth
+        picture = write_picture(task, head, backbone, splits["test"], depth, run_dir / f"{task.name}.png")
         log.info(f"picture: {picture}")
+        if isinstance(inputs["train"], AugmentedSplit):  # what the heads were trained on: clips and targets alike
+            shown = [inputs["train"][SampleKey(0, i, i)] for i in range(min(PICTURE_CLIPS, len(inputs["train"])))]
+            picture = write_picture(task, head, backbone, shown, depth, run_dir / f"{task.name}_augmented.png")
+            log.info(f"picture of augmented train clips: {picture}")
     append_result(
         Path(cfg.results),
         {

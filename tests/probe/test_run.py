@@ -297,3 +297,27 @@ def test_a_probe_reads_depth_from_a_video_that_shows_it(tmp_path):
     _, prior, _ = probe_run.probe_prior(cfg, geometry, data)
     _, read, _ = probe_run.probe_with_heads(cfg, geometry, backbone, data, tmp_path / "run")
     assert read["abs_rel"] < 0.5 * prior["abs_rel"], (read, prior)
+
+
+@pytest.mark.parametrize("task", ["depth", "points"])
+def test_features_on_the_fly_give_the_cached_features_numbers(tmp_path, task):
+    """cache_features=false runs the frozen backbone in each step: without augmentation, the same numbers."""
+    cached = probe(compose_probe(tmp_path, f"probe={task}", "pictures=false"), tmp_path / "cached")
+    on_the_fly = probe(
+        compose_probe(tmp_path, f"probe={task}", "pictures=false", "cache_features=false"), tmp_path / "fly"
+    )
+    assert on_the_fly == cached
+    assert (
+        not list((tmp_path / "cache" / "features").glob("*/*/chunk_*"))
+        or len({p.parent.parent for p in (tmp_path / "cache" / "features").glob("*/*/chunk_*")}) == 1
+    )  # the on-the-fly run wrote no features of its own
+
+
+def test_augmented_training_draws_its_clips_with_their_targets(tmp_path):
+    augment = "+train.augment={scale: [0.3, 0.6], flip: 1.0}"
+    cfg = compose_probe(tmp_path, "probe=points", "cache_features=false", augment)
+    metrics = probe(cfg, tmp_path / "run")
+    assert 0 <= metrics["average_jaccard"] <= 1
+    assert (tmp_path / "run" / "points_augmented.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="train.augment needs cache_features=false"):
+        probe(compose_probe(tmp_path, "probe=points", augment), tmp_path / "refused")
