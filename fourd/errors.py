@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 TRACEBACK_VARIABLES = ("FOURD_TRACEBACK", "HYDRA_FULL_ERROR")
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: stopped early with its state saved; run again with resume=auto
 
 
 class FourdError(Exception):

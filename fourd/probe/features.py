@@ -86,7 +86,7 @@ def fill_store(
     order = mine + [c for c in missing if c not in mine]
     with tqdm(total=clips, desc=what, unit="clip") as bar:
         computed = store.fill(compute, order, progress=bar.update)
-    log.info(f"{what}: this process computed {computed} of {len(missing)} missing chunks")
+    log.info(f"{what}: rank {rank} of {world_size} computed {computed} of {len(missing)} missing chunks")
     return store
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -21,13 +23,13 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from fourd.data.augment import AugmentedSplit, ProbeAugment
 from fourd.data.sampler import ResumableSampler, SampleKey, SeededItems
 from fourd.devices import compute_device
-from fourd.errors import ConfigError
+from fourd.errors import ConfigError, FourdError
 from fourd.files import content_key
 from fourd.models.readout import ReadoutConfig
 from fourd.models.vit import count_parameters
 from fourd.probe.backbones import Backbone, load_backbone
 from fourd.probe.features import FrozenFeatures, split_store
-from fourd.probe.module import HeadSetting, LatestCheckpoint, ProbeHead, ProbeModule, predict_split
+from fourd.probe.module import HeadSetting, LatestCheckpoint, ProbeHead, ProbeModule, concat, predict_split
 from fourd.probe.readout import ProbeReadout
 from fourd.probe.store import StoredSplit
 from fourd.probe.tasks import ClipGeometry, ProbeTask, build_task
@@ -76,6 +78,22 @@ def probe_splits(cfg: DictConfig) -> tuple[dict[str, Dataset], int, str]:
     return splits, num_classes, json.dumps(identity, sort_keys=True)
 
 
+def launched_rank() -> tuple[int, int]:
+    """(rank, world size) of this process as its launcher (torchrun, SLURM) set them; (0, 1) when alone."""
+    for environment in (TorchElasticEnvironment, SLURMEnvironment):
+        if environment.detect():
+            found = environment()
+            return found.global_rank(), found.world_size()
+    return 0, 1
+
+
+def is_first_rank() -> bool:
+    """Whether this process writes the run's results and pictures (the only one, or rank 0)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return launched_rank()[0] == 0
+
+
 def split_stores(
     cfg: DictConfig, backbone: Backbone, splits: dict[str, Dataset], identity: str
 ) -> dict[str, StoredSplit]:
@@ -88,6 +106,7 @@ def split_stores(
             backbone=backbone.identity, readout_depth=cfg.readout.readout_depth, data=identity, times="tokens"
         )
     targets_key = content_key(data=identity)
+    rank, world_size = launched_rank()
     return {
         name: split_store(
             Path(cfg.cache_dir),
@@ -100,9 +119,40 @@ def split_stores(
             cfg.train.batch_size,
             device,
             int(cfg.cache_chunk_mb * 2**20),
+            rank,
+            world_size,
         )
         for name, dataset in splits.items()
     }
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Refuse, before anything is computed, a probe whose result would not be earned or could not be kept: no
+    training step, no learning rate or a non-positive one, and a results file that cannot be written."""
+    t = cfg.train
+    if not isinstance(t.steps, int) or t.steps < 1:
+        raise ConfigError(f"train.steps={t.steps!r}: at least 1 (an untrained head is the trivial baseline)")
+    if not isinstance(t.batch_size, int) or t.batch_size < 1:
+        raise ConfigError(f"train.batch_size={t.batch_size!r}: at least 1")
+    if not t.lrs or not all(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0 for lr in t.lrs):
+        raise ConfigError(f"train.lrs={list(t.lrs)}: one or more positive learning rates")
+    if not t.weight_decays or not all(isinstance(wd, (int, float)) and wd >= 0 for wd in t.weight_decays):
+        raise ConfigError(f"train.weight_decays={list(t.weight_decays)}: one or more numbers >= 0")
+    results = Path(cfg.results).absolute()
+    if results.is_dir():
+        raise ConfigError(f"results={cfg.results} is a folder: name a .jsonl file")
+    existing = next(p for p in [results, *results.parents] if p.exists())
+    if existing != results and not existing.is_dir():
+        raise ConfigError(f"results={cfg.results}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise ConfigError(f"results={cfg.results}: {existing} is not writable")
+
+
+def check_earned(metrics: dict[str, float]) -> None:
+    """Refuse to record metrics that are not numbers (a diverged head)."""
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+    if bad:
+        raise FourdError(f"the test metrics are not finite ({bad}): nothing recorded (try smaller train.lrs)")
 
 
 def head_settings(cfg: DictConfig) -> list[HeadSetting]:
@@ -158,9 +208,10 @@ def train_heads(
     train: Dataset,
     run_dir: Path,
     featurize: FrozenFeatures | None = None,
-) -> None:
-    """Every head trained at once for `train.steps` steps on the same batches, checkpointed every
-    `train.checkpoint_every` steps; with resume=auto a killed run continues from its last checkpoint exactly."""
+) -> L.Trainer:
+    """Every head trained at once for `train.steps` steps on the same batches (data-parallel over `devices` x
+    `num_nodes`, `train.batch_size` clips in all), checkpointed every `train.checkpoint_every` steps; with
+    resume=auto a killed run continues from its last checkpoint exactly."""
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     resume = str(checkpoint) if cfg.resume == "auto" and checkpoint.exists() else None
     if resume:
@@ -168,7 +219,9 @@ def train_heads(
     trainer = L.Trainer(
         max_steps=cfg.train.steps,
         accelerator=cfg.accelerator,
-        devices=1,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy="ddp" if cfg.devices * cfg.num_nodes > 1 else "auto",
         enable_checkpointing=False,
         callbacks=[LatestCheckpoint(checkpoint, cfg.train.checkpoint_every)],
         logger=CSVLogger(run_dir, name="csv", version=""),
@@ -178,12 +231,38 @@ def train_heads(
         limit_val_batches=0,
         enable_model_summary=False,
     )
-    sampler = ResumableSampler(train, seed=cfg.seed, batch_size=cfg.train.batch_size)
-    loader = DataLoader(
-        train, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.train.num_workers
-    )
+    if cfg.train.batch_size % trainer.world_size:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} does not split over {trainer.world_size} devices")
+    batch_size = cfg.train.batch_size // trainer.world_size
+    sampler = ResumableSampler(train, trainer.world_size, trainer.global_rank, cfg.seed, batch_size)
+    workers = cfg.train.num_workers
+    loader = DataLoader(train, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers)
     module = ProbeModule(heads, settings, cfg.train.warmup_steps, sampler, featurize)
     trainer.fit(module, loader, ckpt_path=resume)
+    return trainer
+
+
+def predict_gathered(
+    heads: list[ProbeHead],
+    dataset: Dataset,
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    featurize: FrozenFeatures | None,
+) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    """`predict_split` of a whole split with every rank predicting one contiguous block, gathered in order, so
+    that every rank holds exactly what one device would (metrics then per video over all of them)."""
+    rank, world_size = trainer.global_rank, trainer.world_size
+    block = -(-len(dataset) // world_size)
+    mine = Subset(dataset, range(rank * block, min((rank + 1) * block, len(dataset))))
+    device = next(heads[0].parameters()).device
+    predicted = predict_split(heads, DataLoader(mine, cfg.train.batch_size), device, featurize)
+    if world_size == 1:
+        return predicted
+    parts = [None] * world_size
+    torch.distributed.all_gather_object(parts, predicted)
+    parts = [p for p in parts if len(next(iter(p[1].values()), []))]  # ranks past the end held nothing
+    preds = [concat([p[0][h] for p in parts]) for h in range(len(heads))]
+    return preds, concat([p[1] for p in parts])
 
 
 def best_head(task: ProbeTask, val_metrics: list[dict[str, float]]) -> int:
@@ -235,15 +314,12 @@ def probe_with_heads(
     heads = [build_head(cfg, geometry, backbone) for _ in settings]
     for head in heads:  # each head predicts moves away from the train prior, where it starts
         head.task.fit_prior(data["train"].stacked(cfg.train.prior_clips))
-    train_heads(cfg, heads, settings, inputs["train"], run_dir, featurize)
-    device = next(heads[0].parameters()).device
-    val_loader = DataLoader(inputs["val"], cfg.train.batch_size)
-    val_preds, val_targets = predict_split(heads, val_loader, device, featurize)
+    trainer = train_heads(cfg, heads, settings, inputs["train"], run_dir, featurize)
+    val_preds, val_targets = predict_gathered(heads, inputs["val"], cfg, trainer, featurize)
     val_metrics = [h.task.metrics(p, val_targets) for h, p in zip(heads, val_preds, strict=True)]
     chosen = best_head(heads[0].task, val_metrics)
     head = heads[chosen]
-    test_loader = DataLoader(inputs["test"], cfg.train.batch_size)
-    (test_preds,), test_targets = predict_split([head], test_loader, device, featurize)
+    (test_preds,), test_targets = predict_gathered([head], inputs["test"], cfg, trainer, featurize)
     metric = head.task.headline[0]
     record = {
         "chosen": {"lr": settings[chosen].lr, "weight_decay": settings[chosen].weight_decay},
@@ -272,10 +348,16 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """Train the head grid on train, choose on val, evaluate the chosen head on test (or score the `trivial`
     prior); write a picture and append one JSON line of results."""
     start = time.time()
+    check_settings(cfg)
     quiet_lightning()
     L.seed_everything(cfg.seed, workers=True)
     backbone = load_backbone(cfg.backbone, cfg.random_backbone, cfg.seed)
     splits, num_classes, identity = probe_splits(cfg)
+    if backbone.reads_video and len(splits["train"]) < cfg.train.batch_size:
+        raise ConfigError(
+            f"train.batch_size={cfg.train.batch_size}, but the train split has {len(splits['train'])} clips: "
+            "no full batch to train on"
+        )
     data = split_stores(cfg, backbone, splits, identity)
     geometry = clip_geometry(splits["test"], num_classes, backbone.width if backbone.reads_video else 0)
     inputs = readout_inputs(cfg, splits, data, geometry.height)
@@ -285,6 +367,10 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     else:
         head = None
         task, metrics, record = probe_prior(cfg, geometry, data)
+    check_earned(metrics)
+    log.info(f"{task.name} probe of {backbone.name} (seed {cfg.seed}): {json.dumps(metrics)}")
+    if not is_first_rank():
+        return metrics
     if cfg.pictures:
         depth = cfg.readout.readout_depth
         picture = write_picture(task, head, backbone, splits["test"], depth, run_dir / f"{task.name}.png")
@@ -309,5 +395,4 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             "config": OmegaConf.to_container(cfg, resolve=True),
         },
     )
-    log.info(f"{task.name} probe of {backbone.name} (seed {cfg.seed}): {json.dumps(metrics)}")
     return metrics

@@ -9,14 +9,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fourd.conf import CONFIG_DIR
-from fourd.errors import reported
+from fourd.errors import PREEMPTED_EXIT_CODE, reported
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     with reported():
-        from fourd.train.preemption import PREEMPTED_EXIT_CODE, Preemption  # torch and Lightning load here
+        from fourd.train.preemption import Preemption  # torch and Lightning load here
         from fourd.train.run import train
 
         trainer = train(cfg, Path(hydra_cfg.runtime.output_dir), hydra_cfg)

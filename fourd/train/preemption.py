@@ -23,7 +23,6 @@ from fourd.train.distributed import any_rank
 
 log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: stopped early with its state saved; run again with resume=auto
 
 
 def slurm_job_id() -> str | None:

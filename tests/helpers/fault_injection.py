@@ -1,7 +1,7 @@
 """`python tests/helpers/fault_injection.py FAULT N [overrides...]`, a process that dies (SIGKILL), as a node losing
 power would: `die-in-checkpoint-write` (pretraining, half-way through writing its N-th checkpoint file),
 `die-in-feature-chunk` (a probe, while computing its N-th feature chunk), `die-at-probe-step` (a probe, in readout
-training step N)."""
+training step N); or one stopped by a scheduler: `term-at-probe-step` (SIGTERM in readout training step N)."""
 
 from __future__ import annotations
 
@@ -45,23 +45,24 @@ def die_in_feature_chunk(n: int) -> None:
     features.compute_features = compute_then_die
 
 
-def die_at_probe_step(n: int) -> None:
+def signal_at_probe_step(n: int, signum: int) -> None:
     from fourd.probe.module import ProbeModule
 
     original = ProbeModule.training_step
 
-    def step_then_die(self, batch, batch_idx):
+    def step_then_signal(self, batch, batch_idx):
         if self.trainer.global_step + 1 == n:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), signum)
         return original(self, batch, batch_idx)
 
-    ProbeModule.training_step = step_then_die
+    ProbeModule.training_step = step_then_signal
 
 
 FAULTS = {
     "die-in-checkpoint-write": die_in_checkpoint_write,
     "die-in-feature-chunk": die_in_feature_chunk,
-    "die-at-probe-step": die_at_probe_step,
+    "die-at-probe-step": lambda n: signal_at_probe_step(n, signal.SIGKILL),
+    "term-at-probe-step": lambda n: signal_at_probe_step(n, signal.SIGTERM),
 }
 
 if __name__ == "__main__":

@@ -137,9 +137,9 @@ def test_the_head_is_chosen_on_val_never_on_test(tmp_path, monkeypatch):
     seen = []
     real = probe_run.predict_split
 
-    def spy(heads, loader, device):
+    def spy(heads, loader, device, featurize):
         seen.append((len(heads), len(loader.dataset)))
-        return real(heads, loader, device)
+        return real(heads, loader, device, featurize)
 
     monkeypatch.setattr(probe_run, "predict_split", spy)
     cfg = compose_probe(tmp_path, "probe=depth", "train.lrs=[1e-4,1e-2]")
@@ -295,7 +295,8 @@ def test_a_probe_reads_depth_from_a_video_that_shows_it(tmp_path):
     data = probe_run.split_stores(cfg, backbone, splits, identity + "depth as video")
     geometry = probe_run.clip_geometry(splits["test"], num_classes, backbone.width)
     _, prior, _ = probe_run.probe_prior(cfg, geometry, data)
-    _, read, _ = probe_run.probe_with_heads(cfg, geometry, backbone, data, tmp_path / "run")
+    inputs = probe_run.readout_inputs(cfg, splits, data, geometry.height)
+    _, read, _ = probe_run.probe_with_heads(cfg, geometry, backbone, data, inputs, tmp_path / "run")
     assert read["abs_rel"] < 0.5 * prior["abs_rel"], (read, prior)
 
 
@@ -321,3 +322,35 @@ def test_augmented_training_draws_its_clips_with_their_targets(tmp_path):
     assert (tmp_path / "run" / "points_augmented.png").stat().st_size > 0
     with pytest.raises(ValueError, match="train.augment needs cache_features=false"):
         probe(compose_probe(tmp_path, "probe=points", augment), tmp_path / "refused")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.steps=0", "train.steps=0: at least 1"),
+        ("train.lrs=[-1.0]", r"train.lrs=\[-1.0\]: one or more positive learning rates"),
+        ("train.lrs=[]", r"train.lrs=\[\]: one or more positive"),
+        ("train.batch_size=1000", r"train.batch_size=1000, but the train split has \d+ clips: no full batch"),
+    ],
+)
+def test_a_probe_that_would_not_earn_its_result_is_refused_before_recording(tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        probe(compose_probe(tmp_path, "probe=depth", override), tmp_path / "run")
+    assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_a_results_path_that_cannot_be_written_is_refused_before_computing(tmp_path):
+    (tmp_path / "file").write_text("")
+    cfg = compose_probe(tmp_path, "probe=depth", f"results={tmp_path / 'file' / 'results.jsonl'}")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        probe(cfg, tmp_path / "run")
+    assert not (tmp_path / "cache").exists()  # nothing computed
+
+
+def test_non_finite_metrics_are_not_recorded():
+    from fourd.errors import FourdError
+    from fourd.probe.run import check_earned
+
+    check_earned({"abs_rel": 0.2})
+    with pytest.raises(FourdError, match=r"not finite \({'abs_rel': nan}\): nothing recorded"):
+        check_earned({"abs_rel": float("nan"), "delta1": 0.5})

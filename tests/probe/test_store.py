@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fourd.errors import ConfigError
+from fourd.errors import PREEMPTED_EXIT_CODE, ConfigError
 from fourd.probe.store import ChunkPlan, ChunkStore, StoredSplit, check_disk
 from tests.helpers import REPO
 
@@ -208,7 +208,18 @@ def test_two_probes_started_together_share_one_extraction_and_agree(tmp_path):
     first, second = run_probe(tmp_path, "first"), run_probe(tmp_path, "second")
     logs = [finish(first), finish(second)]
     computed = [
-        int(m) for log in logs for m in re.findall(r"features of random for train: this process computed (\d+)", log)
+        int(m) for log in logs for m in re.findall(r"features of random for train: rank 0 of 1 computed (\d+)", log)
     ]
     assert sum(computed) == len(list((tmp_path / "cache" / "features").glob("*/train/chunk_*.safetensors")))
     assert result(tmp_path, "first") == result(tmp_path, "second")
+
+
+@pytest.mark.slow
+def test_a_probe_stopped_by_sigterm_exits_75_records_nothing_and_resumes(tmp_path):
+    stopped = run_probe(tmp_path, "stopped", fault=("term-at-probe-step", 10))
+    out, err = stopped.communicate(timeout=600)
+    assert stopped.returncode == PREEMPTED_EXIT_CODE, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("stopped by SIGTERM: nothing recorded; run the same command with")
+    assert not (tmp_path / "stopped.jsonl").exists()
+    assert "resuming the readout training from" in finish(run_probe(tmp_path, "stopped"))
+    assert len((tmp_path / "stopped.jsonl").read_text().splitlines()) == 1

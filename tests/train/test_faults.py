@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from fourd.errors import PREEMPTED_EXIT_CODE
 from fourd.train.checkpoints import list_checkpoints
 from fourd.train.logs import read_metric
 from fourd.train.nonfinite import NonFiniteLossError
-from fourd.train.preemption import PREEMPTED_EXIT_CODE
 from tests.helpers import REPO
 from tests.helpers.videos import write_broken_video, write_test_video
 
