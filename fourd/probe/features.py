@@ -77,16 +77,16 @@ def fill_store(
     """
     store = ChunkStore(folder, ChunkPlan(num_clips, chunk_clips_for(clip_bytes, chunk_bytes)))
     missing = store.missing()
-    if not missing:
-        return store
-    clips = sum(len(store.plan.clips(c)) for c in missing)
-    check_disk(folder, clips * clip_bytes, what)
-    log.info(f"{what}: {clips} of {num_clips} clips to compute, {clips * clip_bytes / 1e9:.3f} GB to {folder}")
-    mine = missing[rank::world_size]
-    order = mine + [c for c in missing if c not in mine]
-    with tqdm(total=clips, desc=what, unit="clip") as bar:
-        computed = store.fill(compute, order, progress=bar.update)
-    log.info(f"{what}: rank {rank} of {world_size} computed {computed} of {len(missing)} missing chunks")
+    computed = 0
+    if missing:
+        clips = sum(len(store.plan.clips(c)) for c in missing)
+        check_disk(folder, clips * clip_bytes, what)
+        log.info(f"{what}: {clips} of {num_clips} clips to compute, {clips * clip_bytes / 1e9:.3f} GB to {folder}")
+        mine = missing[rank::world_size]
+        order = mine + [c for c in missing if c not in mine]
+        with tqdm(total=clips, desc=what, unit="clip") as bar:
+            computed = store.fill(compute, order, progress=bar.update)
+    log.info(f"{what}: rank {rank} of {world_size} computed {computed} of {store.plan.num_chunks} chunks")
     return store
 
 
