@@ -7,6 +7,7 @@ import pytest
 
 from fourd.probe.report import ResultsError, margins_table, read_results
 from fourd.probe.run import append_result
+from fourd.report import main as report_main
 
 
 def record(seed: int, abs_rel: float, backbone: str = "random") -> dict:
@@ -65,3 +66,19 @@ def test_margins_are_in_pooled_seed_stds_and_checked_only_above_two():
     assert ("trivial", "random") not in rows  # the prior is the reference, never compared itself
     one_seed = margins_table({("depth", "trivial"): seeds("trivial", 0.3), ("depth", "mine"): seeds("mine", 0.2)})
     assert "+0.100 (one seed)" in one_seed
+
+
+def test_the_report_writes_into_its_own_folder_but_not_over_other_files(tmp_path, capsys):
+    results = tmp_path / "results.jsonl"
+    rows = [{**record(seed, 0.3 - seed / 100), "metrics": {"abs_rel": 0.3, "delta1": 0.5}} for seed in range(2)]
+    results.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "report"
+    assert report_main(["--results", str(results), "--out", str(out)]) == 0
+    assert report_main(["--results", str(results), "--out", str(out)]) == 0  # its own report: written again
+    (out / "notes.md").write_text("mine")
+    assert report_main(["--results", str(results), "--out", str(out)]) == 1
+    assert "did not write: choose another output folder, or pass --overwrite" in capsys.readouterr().err
+    assert report_main(["--results", str(results), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "notes.md").read_text() == "mine"
+    assert report_main(["--results", str(results), "--out", str(results), "--overwrite"]) == 1
+    assert "is also an input" in capsys.readouterr().err and len(results.read_text().splitlines()) == 2
