@@ -4,7 +4,6 @@ skips the sizes already pretrained and the probes already recorded."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import subprocess
@@ -16,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fourd.errors import ConfigError
+from fourd.probe.report import read_result_lines
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,11 @@ def train_command(train: Sequence[str], size: Mapping[str, Any], run_dir: Path) 
 
 
 def recorded(results: Path) -> set[tuple[str, str, int]]:
-    """(task, backbone, seed) of every probe already in the results file."""
+    """(task, backbone, seed) of every probe already in the results file, read as the report reads it (a line cut
+    short by a killed run is skipped)."""
     if not results.is_file():
         return set()
-    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    return {(row["task"], row["backbone"], row["seed"]) for row in rows}
+    return {(row["task"], row["backbone"], row.get("seed", 0)) for row in read_result_lines(results)}
 
 
 def probe_command(

@@ -27,9 +27,14 @@ def test_size_names_tell_the_sizes_apart():
 
 def test_only_backbones_with_an_unrecorded_probe_are_probed_again(tmp_path):
     results = tmp_path / "probe_results.jsonl"
-    rows = [{"task": t, "backbone": "a", "seed": s} for t in ("depth", "pose") for s in (0, 1)]
-    results.write_text("\n".join(json.dumps(r) for r in rows[:-1]) + "\n")
-    done = recorded(results)
+    rows = [
+        {"task": t, "backbone": "a", "backbone_params": 1, "seed": s, "metrics": {}}
+        for t in ("depth", "pose")
+        for s in (0, 1)
+    ]
+    lines = [json.dumps(r) for r in rows[:-1]] + [json.dumps(rows[-1])[:20]]  # the last one cut short by a kill
+    results.write_text("\n".join(lines) + "\n")
+    done = recorded(results)  # read as the report reads it: the cut line is skipped, not a crash
     assert missing(["a", "b"], ["depth"], [0, 1], done) == ["b"]
     assert missing(["a", "b"], ["depth", "pose"], [0, 1], done) == ["a", "b"]  # a lacks (pose, 1)
     command = probe_command(["depth"], ["a", "b"], [0, 1], ["train.steps=2"], tmp_path)
