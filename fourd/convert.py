@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from fourd.errors import cli
+from fourd.files import check_output
 
 
 def parse_patch(text: str) -> tuple[int, int, int]:
@@ -30,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readout-depth", type=float, default=0.95, help="relative depth of the readout feature")
     parser.add_argument("--output-patch", type=parse_patch, default=(2, 8, 8), help="readout output patch T,H,W")
     parser.add_argument("--num-frames", type=int, default=None, help="input frames (default: from the shapes)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")
     args = parser.parse_args(argv)
+    check_output(args.dst, [args.src], args.overwrite)
     from fourd.official import convert_official  # torch loads after parsing: --help stays fast
 
     path = convert_official(args.src, args.dst, args.num_frames, args.readout_depth, args.output_patch)

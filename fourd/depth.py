@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from fourd.errors import cli
+from fourd.files import check_output
 
 
 @cli
@@ -16,7 +17,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output .mp4; PNG frames go to <out stem>_frames/")
     parser.add_argument("--fps", type=int, default=8)
     parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, gpu or cuda:N")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output video and its frames folder (never an input)",
+    )
     args = parser.parse_args(argv)
+    out = check_output(args.out, [args.video, args.ckpt], args.overwrite)
+    check_output(out.with_name(f"{out.stem}_frames"), [args.video, args.ckpt], args.overwrite, kind="folder")
     # torch loads after parsing: --help stays fast
     from fourd.devices import compute_device
     from fourd.inference import depth_video
@@ -27,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load(args.ckpt)
     if not isinstance(model, DepthModel):
         raise CheckpointError(f"{args.ckpt} holds an encoder without a depth readout")
-    path = depth_video(model.to(device), args.video, args.out, args.fps)
+    path = depth_video(model.to(device), args.video, out, args.fps, overwrite=args.overwrite)
     print(f"wrote {path} and {path.with_name(path.stem + '_frames')}/")
     return 0
 

@@ -11,9 +11,12 @@ without the optimizer state. The output is unwrapped and carries its config in t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from pathlib import Path
 
-from fourd.errors import cli
+from fourd.errors import FourdError, cli
+from fourd.files import check_output
 
 
 @cli
@@ -24,10 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="step_*.ckpt (file or sharded directory), or a run directory")
     parser.add_argument("--out", default=None, help="output .safetensors (default: WHAT.safetensors)")
     parser.add_argument("--what", default="encoder", help="encoder (the default: the encoder alone) or mae")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")
     args = parser.parse_args(argv)
-    from fourd.train.export import export_checkpoint  # torch loads after parsing: --help stays fast
+    out = args.out or f"{args.what}.safetensors"
+    check_output(out, [args.checkpoint], args.overwrite)
+    from fourd.train.export import export_checkpoint, resolve_checkpoint  # torch loads after parsing
 
-    path = export_checkpoint(args.checkpoint, args.out or f"{args.what}.safetensors", args.what)
+    if Path(args.checkpoint).is_dir():  # a run folder stands for its newest checkpoint: never the output either
+        with contextlib.suppress(FourdError):  # none there: export_checkpoint says so, after checking --what
+            check_output(out, [resolve_checkpoint(args.checkpoint)], args.overwrite)
+    path = export_checkpoint(args.checkpoint, out, args.what)
     print(f"wrote {path}")
     return 0
 

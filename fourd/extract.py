@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from fourd.errors import cli
+from fourd.files import check_output
 
 
 @cli
@@ -30,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stride", type=int, default=2, help="frame stride of the centre clip")
     parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, gpu or cuda:N")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="write into an output folder that already holds files (never an input)"
+    )
     args = parser.parse_args(argv)
+    check_output(args.out, [args.videos, args.ckpt], args.overwrite, kind="folder")
     # torch loads after parsing: --help stays fast
     from fourd.devices import compute_device
     from fourd.inference import extract_features

@@ -1,4 +1,5 @@
-"""Files that readers never see half-written, and stable names for cached content."""
+"""Files that readers never see half-written, outputs that replace nothing by accident, and stable names for cached
+content."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,49 @@ def file_lock(path: str | Path, wait: bool = True) -> Iterator[bool]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def same_path(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file or folder (after links; a path that does not exist compares resolved)."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.samefile(b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_output(
+    path: str | Path,
+    inputs: Iterable[str | Path | None] = (),
+    overwrite: bool = False,
+    kind: str = "file",
+    made_by: Callable[[Path], bool] | None = None,
+    how: str = "--overwrite",
+) -> Path:
+    """Refuse, before any work, an output that would replace what the command did not make: an existing file, or
+    a folder that holds anything `made_by(folder)` does not recognise as this command's own (an empty folder is
+    free). `overwrite` (`how` names the switch in the message) allows it, except where the output is one of the
+    `inputs`: that is refused even then. Returns `path`; raises FileExistsError with a one-line message."""
+    path = Path(path)
+    for source in inputs:
+        if source is not None and same_path(path, source):
+            raise FileExistsError(f"{path} is also an input ({source}): choose another output")
+    if not path.exists() and not path.is_symlink():
+        return path
+    if kind == "folder":
+        if not path.is_dir():
+            raise FileExistsError(f"{path} is a file, not a folder: choose another output folder")
+        if overwrite or not any(path.iterdir()) or (made_by is not None and made_by(path)):
+            return path
+        raise FileExistsError(
+            f"{path} already holds files this command did not write: choose another output folder, or pass {how} "
+            "to write into it on purpose"
+        )
+    if path.is_dir():
+        raise FileExistsError(f"{path} is a folder: give a file name for the output")
+    if overwrite:
+        return path
+    raise FileExistsError(f"{path} exists: choose another output, or pass {how} to replace it on purpose")
 
 
 def content_key(**identity: Any) -> str:

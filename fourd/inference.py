@@ -20,7 +20,7 @@ from fourd.data.clips import list_videos, sample_clip_indices
 from fourd.data.transforms import ClipTransform
 from fourd.data.video import VideoReadError, count_frames, read_frames, write_video
 from fourd.errors import ConfigError
-from fourd.files import atomic_write, content_key, creation_mode
+from fourd.files import atomic_write, check_output, content_key, creation_mode
 from fourd.models.readout import DepthModel, readout_layer_index
 from fourd.models.vit import SpaceTimeViT
 from fourd.viz import colorize
@@ -55,16 +55,15 @@ def predict_depth(model: DepthModel, frames: np.ndarray, progress: bool = True) 
     return np.concatenate(depths)
 
 
-def depth_video(model: DepthModel, src: str | Path, out: str | Path, fps: int = 8, progress: bool = True) -> Path:
-    """Write `out` (mp4: RGB | colour-mapped depth) and `<out stem>_frames/` (one PNG per frame)."""
+def depth_video(
+    model: DepthModel, src: str | Path, out: str | Path, fps: int = 8, progress: bool = True, overwrite: bool = False
+) -> Path:
+    """Write `out` (mp4: RGB | colour-mapped depth) and `<out stem>_frames/` (one PNG per frame); with `overwrite`,
+    in place of those there (never of `src`)."""
     src, out = Path(src), Path(out)
     frames_dir = out.with_name(f"{out.stem}_frames")
-    if out.resolve() == src.resolve():
-        raise FileExistsError(f"--out {out} is the input video: choose another output")
-    if out.is_dir():
-        raise FileExistsError(f"--out {out} is a folder: give the output video's file name, e.g. {out / 'depth.mp4'}")
-    if frames_dir.exists():
-        raise FileExistsError(f"{frames_dir} exists: remove it or choose another --out (nothing is overwritten)")
+    check_output(out, [src], overwrite)
+    check_output(frames_dir, [src], overwrite, kind="folder")
     frames = read_frames(src, range(count_frames(src)))
     depth = predict_depth(model, frames, progress)
     rgb = (to_model_input(frames, depth.shape[1:])[0].permute(1, 2, 3, 0).numpy() * 255).round().astype(np.uint8)
@@ -76,6 +75,8 @@ def depth_video(model: DepthModel, src: str | Path, out: str | Path, fps: int = 
         for i, frame in enumerate(side_by_side):
             Image.fromarray(frame).save(staging / f"{i:05d}.png")
         write_video(out, side_by_side, fps=fps)
+        if frames_dir.exists():  # replaced on purpose (overwrite)
+            shutil.rmtree(frames_dir)
         staging.rename(frames_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # only ours; gone after the rename

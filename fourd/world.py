@@ -1,7 +1,8 @@
 """`python -m fourd.world --out DIR --num N`: render the procedural 4D world (video + exact 4D ground truth).
 
 Writes DIR/<split>/<index>.npz for the train, val and test splits and DIR/world.json. Running it again
-with the same settings does nothing; other settings regenerate the world.
+with the same settings does nothing; other settings regenerate the world. A folder that holds other files is
+refused unless --overwrite.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import sys
 
 from fourd.errors import cli
+from fourd.files import check_output
 
 
 @cli
@@ -26,8 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--points", type=int, default=64, help="tracked points per clip")
     parser.add_argument("--objects", type=int, default=3, help="moving objects per clip")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="write into a folder that holds files but no fourd world"
+    )
     args = parser.parse_args(argv)
-    from fourd.data.world import WorldConfig, generate_world  # torch loads after parsing: --help stays fast
+    from fourd.data.world import WorldConfig, generate_world, is_world  # torch loads after parsing: --help stays fast
+
+    check_output(args.out, overwrite=args.overwrite, kind="folder", made_by=is_world)
 
     config = WorldConfig(
         num_frames=args.frames, size=args.size, num_points=args.points, num_objects=args.objects, seed=args.seed

@@ -139,8 +139,21 @@ def test_the_output_never_overwrites_the_source(fixtures_dir, tmp_path, capsys):
     src.write_bytes((fixtures_dir / "r4d_tiny" / "params.npz").read_bytes())
     before = src.read_bytes()
     assert main([str(src), str(src)]) == 1
-    assert "is the source checkpoint" in capsys.readouterr().err
+    assert "is also an input" in capsys.readouterr().err
+    assert main([str(src), str(src), "--overwrite"]) == 1  # not even on purpose
     assert src.read_bytes() == before
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(fixtures_dir, tmp_path, capsys):
+    """`fourd.convert params.npz existing.safetensors` replaced an unrelated file."""
+    src = fixtures_dir / "r4d_tiny" / "params.npz"
+    dst = tmp_path / "existing.safetensors"
+    dst.write_bytes(b"someone else's weights")
+    code, _, err = run_cli([src, dst, "--output-patch", "2,4,4"], capsys)
+    assert code == 1 and "exists: choose another output, or pass --overwrite" in err
+    assert dst.read_bytes() == b"someone else's weights"
+    code, _, _ = run_cli([src, dst, "--output-patch", "2,4,4", "--overwrite"], capsys)
+    assert code == 0 and isinstance(fourd.load(dst), DepthModel)
 
 
 def test_a_readout_depth_outside_the_encoder_writes_nothing(fixtures_dir, tmp_path, capsys):

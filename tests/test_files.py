@@ -6,7 +6,7 @@ import stat
 import pytest
 import torch
 
-from fourd.files import atomic_write
+from fourd.files import atomic_write, check_output
 from fourd.weights import save_weights
 
 
@@ -33,3 +33,41 @@ def test_written_files_follow_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_an_existing_file_is_replaced_only_on_purpose(tmp_path):
+    out = tmp_path / "out.bin"
+    assert check_output(out) == out  # nothing there: free
+    out.write_bytes(b"yours")
+    with pytest.raises(FileExistsError, match="pass --overwrite to replace it on purpose"):
+        check_output(out)
+    with pytest.raises(FileExistsError, match="overwrite=true"):
+        check_output(out, how="overwrite=true")
+    assert check_output(out, overwrite=True) == out
+    with pytest.raises(FileExistsError, match="is a folder"):
+        check_output(tmp_path, overwrite=True)
+
+
+def test_an_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path):
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"input")
+    (tmp_path / "link.bin").symlink_to(src)
+    for out in (src, tmp_path / "sub" / ".." / "in.bin", tmp_path / "link.bin"):
+        with pytest.raises(FileExistsError, match="is also an input"):
+            check_output(out, [None, src], overwrite=True)
+    with pytest.raises(FileExistsError, match="is also an input"):
+        check_output(tmp_path, [tmp_path], overwrite=True, kind="folder")
+
+
+def test_a_folder_is_written_into_only_when_empty_ours_or_on_purpose(tmp_path):
+    folder = tmp_path / "out"
+    assert check_output(folder, kind="folder") == folder  # missing
+    folder.mkdir()
+    assert check_output(folder, kind="folder") == folder  # empty
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="did not write: choose another output folder, or pass --overwrite"):
+        check_output(folder, kind="folder")
+    assert check_output(folder, kind="folder", made_by=lambda p: (p / "notes.txt").is_file()) == folder
+    assert check_output(folder, kind="folder", made_by=lambda p: False, overwrite=True) == folder
+    with pytest.raises(FileExistsError, match="is a file, not a folder"):
+        check_output(folder / "notes.txt", kind="folder", overwrite=True)

@@ -115,18 +115,57 @@ def test_depth_demo_overwrites_nothing(depth_ckpt, tmp_path, capsys):
     video = write_test_video(tmp_path / "clip.mp4", num_frames=6, height=32, width=32)
     before = video.read_bytes()
     assert depth_main([str(video), "--ckpt", str(depth_ckpt), "--out", str(video)]) == 1
-    assert "is the input video" in capsys.readouterr().err and video.read_bytes() == before
+    assert "is also an input" in capsys.readouterr().err and video.read_bytes() == before
     mine = tmp_path / "mine_frames"
     mine.mkdir()
     (mine / "keep.txt").write_text("my notes")
     assert depth_main([str(video), "--ckpt", str(depth_ckpt), "--out", str(tmp_path / "mine.mp4")]) == 1
-    assert "mine_frames exists" in capsys.readouterr().err
+    assert "mine_frames already holds files this command did not write" in capsys.readouterr().err
     assert (mine / "keep.txt").read_text() == "my notes" and not (tmp_path / "mine.mp4").exists()
     folder = tmp_path / "results"
     folder.mkdir()
     assert depth_main([str(video), "--ckpt", str(depth_ckpt), "--out", str(folder)]) == 1
     assert "is a folder" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+
+
+def test_depth_demo_replaces_an_existing_video_only_on_purpose_and_never_its_checkpoint(depth_ckpt, tmp_path, capsys):
+    """`--out other.mp4` overwrote an existing video; `--out` equal to `--ckpt` turned the weights into an MP4."""
+    video = write_test_video(tmp_path / "clip.mp4", num_frames=6, height=32, width=32)
+    other = write_test_video(tmp_path / "other.mp4", num_frames=3, height=32, width=32)
+    theirs, weights = other.read_bytes(), depth_ckpt.read_bytes()
+    assert depth_main([str(video), "--ckpt", str(depth_ckpt), "--out", str(other)]) == 1
+    assert "other.mp4 exists: choose another output, or pass --overwrite" in capsys.readouterr().err
+    assert other.read_bytes() == theirs and not (tmp_path / "other_frames").exists()
+    for extra in ([], ["--overwrite"]):
+        assert depth_main([str(video), "--ckpt", str(depth_ckpt), "--out", str(depth_ckpt), *extra]) == 1
+        assert "is also an input" in capsys.readouterr().err
+    assert depth_ckpt.read_bytes() == weights
+    (tmp_path / "other_frames").mkdir()
+    (tmp_path / "other_frames" / "99999.png").write_bytes(b"stale")
+    assert depth_main([str(video), "--ckpt", str(depth_ckpt), "--out", str(other), "--overwrite"]) == 0
+    assert count_frames(other) == 6 and len(list((tmp_path / "other_frames").iterdir())) == 6
+
+
+def test_extract_writes_into_a_folder_with_other_files_only_on_purpose(tmp_path, capsys):
+    ckpt = save_encoder(
+        tmp_path / "enc.safetensors",
+        SpaceTimeViT(ViTConfig(width=32, depth=1, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)),
+    )
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_test_video(videos / "a.mp4")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.safetensors").write_bytes(b"mine")
+    args = ["--ckpt", str(ckpt), "--videos", str(videos), "--out"]
+    assert extract_main([*args, str(out)]) == 1
+    assert "did not write" in capsys.readouterr().err and (out / "a.safetensors").read_bytes() == b"mine"
+    assert extract_main([*args, str(videos), "--overwrite"]) == 1  # the videos folder is an input
+    assert "is also an input" in capsys.readouterr().err and [p.name for p in videos.iterdir()] == ["a.mp4"]
+    assert extract_main([*args, str(out), "--overwrite"]) == 0
+    with safe_open(str(out / "a.safetensors"), "pt") as f:
+        assert list(f.keys()) == ["layer_0"]  # replaced on purpose by features
 
 
 def test_extract_writes_one_file_per_video_even_where_names_collide(tmp_path, capsys):
@@ -144,5 +183,10 @@ def test_extract_writes_one_file_per_video_even_where_names_collide(tmp_path, ca
         with safe_open(str(path), "pt") as f:
             sources.add(Path(f.metadata()["video"]).relative_to(videos).as_posix())
     assert sources == {"x.mp4", "x.mkv", "sub/a.mp4", "sub__a.mp4"}
-    assert extract_main(["--ckpt", str(ckpt), "--videos", str(videos), "--out", str(out), "--layer", "99", "-7"]) == 1
+    assert (
+        extract_main(
+            ["--ckpt", str(ckpt), "--videos", str(videos), "--out", str(out), "--layer", "99", "-7", "--overwrite"]
+        )
+        == 1
+    )
     assert "entries 0 to 1" in capsys.readouterr().err

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from fourd.errors import ConfigError, cli
+from fourd.files import check_output
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--make-videos", type=Path, metavar="DIR", help="write Kinetics-like videos to DIR and stop")
     parser.add_argument("--num-videos", type=int, default=40, help="how many for --make-videos")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="--make-videos into a folder that holds other files too"
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--loader", action="store_true", help="time the training data loader alone")
     mode.add_argument("--forward-only", action="store_true", help="time encoder inference on whole clips")
@@ -84,8 +88,9 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.make_videos:
-        from fourd.bench.videos import write_kinetics_like_folder
+        from fourd.bench.videos import is_video_folder, write_kinetics_like_folder
 
+        check_output(args.make_videos, overwrite=args.overwrite, kind="folder", made_by=is_video_folder)
         print(json.dumps({"videos": len(write_kinetics_like_folder(args.make_videos, args.num_videos))}), flush=True)
         return 0
     from fourd.bench.build import DTYPES  # torch loads after parsing: --help stays fast

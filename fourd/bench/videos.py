@@ -4,6 +4,7 @@ compress them away."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,11 @@ def kinetics_like_frames(seed: int, num_frames: int = 300, height: int = 256, wi
 
 def write_kinetics_like(path: Path, seed: int, fps: int = 30, gop: int = 150) -> None:
     write_video(path, kinetics_like_frames(seed), fps, {"g": str(gop), "preset": "veryfast"})
+
+
+def is_video_folder(folder: Path) -> bool:
+    """A folder holding only these videos (hidden temporaries aside): --make-videos adds to it freely."""
+    return all(re.fullmatch(r"clip_\d{3,}\.mp4", p.name) or p.name.startswith(".") for p in folder.iterdir())
 
 
 def write_kinetics_like_folder(folder: Path, num: int) -> list[Path]:

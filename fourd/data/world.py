@@ -46,6 +46,7 @@ MOTIONS = ("left", "right", "forward", "backward", "orbit")
 NUM_CLASSES = len(MOTIONS)
 DEFAULT_SPLITS = MappingProxyType({"train": 512, "val": 64, "test": 128})
 SPLIT_OFFSETS = MappingProxyType({"train": 0, "val": 1_000_000, "test": 2_000_000})  # disjoint scenes
+WORLD_MARKER = ".fourd_world"  # written first: the folder is a world being generated
 KEYS = ("video", "depth", "intrinsics", "world_to_camera", "tracks", "occluded", "boxes", "box_visible", "label")
 
 ROOM_FACES = 6  # surfaces 0-5: faces 2a and 2a + 1 are the low and high walls along axis a; 6 + o: object o
@@ -137,6 +138,11 @@ def render_world_clip(config: WorldConfig, index: int, return_geometry: bool = F
     return clip
 
 
+def is_world(folder: Path) -> bool:
+    """A folder generate_world made (its world.json, or the marker of a generation not yet finished)."""
+    return (folder / "world.json").is_file() or (folder / WORLD_MARKER).is_file()
+
+
 def generate_world(
     root: str | Path,
     config: WorldConfig,
@@ -164,6 +170,8 @@ def generate_world(
     ):
         return root
     keep = previous is not None and previous["config"] == meta["config"]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / WORLD_MARKER).touch()  # ours while unfinished too: a killed generation resumes into it
     if not keep:
         manifest.unlink(missing_ok=True)  # the clips on disk are no longer described by it
     for split, count in splits.items():

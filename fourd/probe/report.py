@@ -1,5 +1,9 @@
 """Probe results (JSON lines) as a markdown table (mean ± std over seeds, baselines first) and a plot of each
-task's headline metric against encoder size, with error bars and the baselines drawn as reference lines."""
+task's headline metric against encoder size, with error bars and the baselines drawn as reference lines.
+
+Seeds are pooled only within one measurement: a (task, backbone) measured under more than one protocol (other data,
+readout or training settings: the results' `protocol` key) gets one row per protocol, labelled `<backbone>
+[protocol <key>]`; lines written before the key count as protocol `unknown`."""
 
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ SHOWN = {
     "pose": [("rotation_error_deg", False), ("translation_angle_deg", False)],
     "classification": [("top1", True)],
 }
-Key = tuple[str, str]  # (task, backbone)
+Key = tuple[str, str]  # (task, row): the row is the backbone, labelled with its protocol where it has several
+UNKNOWN_PROTOCOL = "unknown"  # results lines written before they carried a protocol key
 RECORD_KEYS = ("task", "backbone", "backbone_params", "metrics")
 log = logging.getLogger(__name__)
 
@@ -52,10 +57,10 @@ def parse_result(line: str) -> dict[str, Any]:
     return record
 
 
-def read_results(path: str | Path) -> dict[Key, list[dict[str, Any]]]:
-    """Records per (task, backbone), one per seed: the newest line wins for each (task, backbone, seed).
-    Lines that are not results are skipped, and named in one warning."""
-    latest: dict[tuple[str, str, int], dict[str, Any]] = {}
+def read_result_lines(path: str | Path) -> list[dict[str, Any]]:
+    """Every probe result in a results file, in order; lines that are not results (one cut short by a killed run,
+    an edited one) are skipped, and named in one warning."""
+    records = []
     skipped = []
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         if not line.strip():
@@ -65,14 +70,36 @@ def read_results(path: str | Path) -> dict[Key, list[dict[str, Any]]]:
         except ValueError as err:  # json.JSONDecodeError is one
             skipped.append(f"{number} ({one_line(err)})")
             continue
-        latest[(record["task"], record["backbone"], record.get("seed", 0))] = record
+        records.append(record)
     if skipped:
         log.warning(f"{path}: skipped {len(skipped)} lines that are not probe results: line {first_few(skipped, 5)}")
+    return records
+
+
+def protocol_of(record: dict[str, Any]) -> str:
+    return str(record.get("protocol") or UNKNOWN_PROTOCOL)
+
+
+def read_results(path: str | Path) -> dict[Key, list[dict[str, Any]]]:
+    """Records per (task, row), one per seed, pooled only within one (task, data, backbone, protocol): the newest
+    line wins for each seed of it. The row is the backbone, or, where the task measured that backbone under more
+    than one protocol (or, before protocols, on other data), `<backbone> [protocol <key>]` for each."""
+    latest: dict[tuple[str, str, str, str, int], dict[str, Any]] = {}
+    for record in read_result_lines(path):
+        data = str(record.get("data") or "")
+        latest[(record["task"], record["backbone"], data, protocol_of(record), record.get("seed", 0))] = record
     if not latest:
         raise ResultsError(f"no results in {path}")
+    measured: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)  # (task, backbone) -> {(data, protocol)}
+    for task, backbone, data, protocol, _ in latest:
+        measured[(task, backbone)].add((data, protocol))
     grouped: dict[Key, list[dict[str, Any]]] = defaultdict(list)
-    for (task, backbone, _), record in sorted(latest.items()):
-        grouped[(task, backbone)].append(record)
+    for (task, backbone, data, protocol, _), record in sorted(latest.items()):
+        variants = measured[(task, backbone)]
+        tag = f"protocol {protocol if protocol == UNKNOWN_PROTOCOL else protocol[:6]}"
+        if sum(p == protocol for _, p in variants) > 1:  # the same (unknown) protocol on other data
+            tag = f"{data}, {tag}"
+        grouped[(task, backbone if len(variants) == 1 else f"{backbone} [{tag}]")].append(record)
     return dict(grouped)
 
 
@@ -82,11 +109,18 @@ def mean_std(records: list[dict[str, Any]], metric: str) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def base_backbones(results: dict[Key, list[dict[str, Any]]]) -> dict[str, str]:
+    """Each row's backbone (a row labelled with its protocol is still that backbone's)."""
+    return {row: records[0]["backbone"] for (_, row), records in results.items()}
+
+
 def backbone_order(results: dict[Key, list[dict[str, Any]]]) -> list[str]:
-    """Baselines first (trivial, pixels, random), then the other backbones by size."""
+    """Baselines first (trivial, pixels, random; each before its rows of other protocols), then the other backbones
+    by size."""
     params = {b: records[0]["backbone_params"] for (_, b), records in results.items()}
-    baselines = [b for b in BASELINES if b in params]
-    return baselines + sorted((b for b in params if b not in BASELINES), key=lambda b: (params[b], b))
+    base = base_backbones(results)
+    baselines = sorted((b for b in params if base[b] in BASELINES), key=lambda b: (BASELINES.index(base[b]), b))
+    return baselines + sorted((b for b in params if base[b] not in BASELINES), key=lambda b: (params[b], b))
 
 
 def markdown_table(results: dict[Key, list[dict[str, Any]]]) -> str:
@@ -125,7 +159,8 @@ def margins_table(results: dict[Key, list[dict[str, Any]]]) -> str:
     """Per backbone and task: its headline margin over each baseline that it is not, in pooled seed stds; ✓ marks
     a margin above 2σ. A representation is worth something only where it beats every baseline."""
     tasks = [t for t in SHOWN if any(task == t for task, _ in results)]
-    names = [b for b in backbone_order(results) if b != "trivial"]
+    base = base_backbones(results)
+    names = [b for b in backbone_order(results) if base[b] != "trivial"]
     lines = ["| backbone | vs | " + " | ".join(f"{t} {TASKS[t].headline[0]}" for t in tasks) + " |"]
     lines.append("|" + "---|" * (len(tasks) + 2))
     for name in names:
@@ -147,12 +182,15 @@ def scaling_plot(results: dict[Key, list[dict[str, Any]]], path: str | Path) -> 
     for task, ax in zip(tasks, axes[0], strict=True):
         metric, higher = TASKS[task].headline
         tops = []
-        for name, style in (("trivial", ("0.35", ":")), ("pixels", ("tab:orange", "--"))):
-            if (task, name) in results:
-                mean, std = mean_std(results[(task, name)], metric)
-                ax.axhline(mean, color=style[0], linestyle=style[1], label=f"{name} {mean:.3f}")
-                tops.append(mean + std)
-        encoders = [b for b in backbone_order(results) if (task, b) in results and b not in ("trivial", "pixels")]
+        base = base_backbones(results)
+        rows = [b for b in backbone_order(results) if (task, b) in results]
+        references = {"trivial": ("0.35", ":"), "pixels": ("tab:orange", "--")}
+        for name in [b for b in rows if base[b] in references]:
+            mean, std = mean_std(results[(task, name)], metric)
+            colour, line = references[base[name]]
+            ax.axhline(mean, color=colour, linestyle=line if name == base[name] else "-.", label=f"{name} {mean:.3f}")
+            tops.append(mean + std)
+        encoders = [b for b in rows if base[b] not in references]
         sizes = []
         for name in encoders:
             mean, std = mean_std(results[(task, name)], metric)
@@ -160,7 +198,8 @@ def scaling_plot(results: dict[Key, list[dict[str, Any]]], path: str | Path) -> 
             near = sum(abs(size - params) < 0.1 * params for size in sizes)  # about one size: side by side
             nudge = 1 + 0.15 * near
             sizes.append(params)
-            ax.errorbar([params * nudge], [mean], yerr=[std], fmt="o", capsize=3, label=backbone_label(name))
+            label = backbone_label(base[name]) + name.removeprefix(base[name])  # and its protocol, where labelled
+            ax.errorbar([params * nudge], [mean], yerr=[std], fmt="o", capsize=3, label=label)
             tops.append(mean + std)
         ax.set_xscale("log")
         if sizes:

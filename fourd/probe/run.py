@@ -148,6 +148,24 @@ def check_settings(cfg: DictConfig) -> None:
         raise ConfigError(f"results={cfg.results}: {existing} is not writable")
 
 
+OPERATIONAL = ("num_workers", "checkpoint_every")  # train.* that change how a probe runs, never what it measures
+
+
+def protocol_key(cfg: DictConfig) -> str:
+    """A short hash of everything that defines the measurement but the seed and the backbone: the data (its
+    settings as given, world seed and splits included; not where it is cached), the val share, the task and its
+    options, the readout, the training settings and the feature path (cache_features). Results pool seeds within
+    one protocol only."""
+    return content_key(
+        data=OmegaConf.to_container(cfg.probe_data, resolve=False),  # ${cache_dir} stays a name: not the measurement
+        val_fraction=cfg.val_fraction,
+        probe=OmegaConf.to_container(cfg.probe, resolve=True),
+        readout=OmegaConf.to_container(cfg.readout, resolve=True),
+        train={k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items() if k not in OPERATIONAL},
+        cache_features=cfg.cache_features,
+    )
+
+
 def check_earned(metrics: dict[str, float]) -> None:
     """Refuse to record metrics that are not numbers (a diverged head)."""
     bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
@@ -388,6 +406,7 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             "backbone": backbone.name,
             "backbone_params": backbone.params,
             "seed": cfg.seed,
+            "protocol": protocol_key(cfg),
             **record,
             "metrics": metrics,
             "wall_time_s": round(time.time() - start, 1),

@@ -4,8 +4,8 @@ skips the sizes already pretrained and the probes already recorded."""
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -14,14 +14,34 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fourd.errors import ConfigError
+from fourd.probe.report import read_result_lines
+
 log = logging.getLogger(__name__)
 
 
+SHAPE_LETTERS = {"width": "w", "depth": "d", "heads": "h", "mlp": "m"}
+
+
 def size_name(size: Mapping[str, Any]) -> str:
-    """A folder name for one size's model overrides: `vit_b`, or `w128_d4` for an explicit shape."""
-    if set(size) == {"size"}:
-        return f"vit_{size['size']}"
-    return f"w{size['width']}_d{size['depth']}"
+    """A folder name from every model override of one size: `vit_b`, `w128_d4_h4_m512` for an explicit shape,
+    and any other override after them as key-value (`vit_b_drop_path0.1`)."""
+    parts = [f"vit_{size['size']}"] if "size" in size else []
+    parts += [f"{letter}{size[key]}" for key, letter in SHAPE_LETTERS.items() if key in size]
+    parts += [f"{key}{size[key]}" for key in sorted(size) if key != "size" and key not in SHAPE_LETTERS]
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(parts))
+
+
+def size_names(sizes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each size's folder name; a ConfigError where two sizes would share one (each must be trained apart)."""
+    names = [size_name(size) for size in sizes]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            first = names.index(name)
+            raise ConfigError(
+                f"sizes: {dict(sizes[first])} and {dict(sizes[i])} would share the folder {name}: list each size once"
+            )
+    return names
 
 
 def train_command(train: Sequence[str], size: Mapping[str, Any], run_dir: Path) -> list[str]:
@@ -30,11 +50,11 @@ def train_command(train: Sequence[str], size: Mapping[str, Any], run_dir: Path) 
 
 
 def recorded(results: Path) -> set[tuple[str, str, int]]:
-    """(task, backbone, seed) of every probe already in the results file."""
+    """(task, backbone, seed) of every probe already in the results file, read as the report reads it (a line cut
+    short by a killed run is skipped)."""
     if not results.is_file():
         return set()
-    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    return {(row["task"], row["backbone"], row["seed"]) for row in rows}
+    return {(row["task"], row["backbone"], row.get("seed", 0)) for row in read_result_lines(results)}
 
 
 def probe_command(
@@ -62,8 +82,9 @@ def study(cfg: DictConfig) -> Path:
     """Pretrain, probe and report; returns the report folder."""
     out = Path(cfg.out)
     encoders = []
-    for size in OmegaConf.to_container(cfg.sizes):
-        run_dir = out / size_name(size)
+    sizes = OmegaConf.to_container(cfg.sizes)
+    for size, name in zip(sizes, size_names(sizes), strict=True):
+        run_dir = out / name
         encoders.append(str(run_dir / "encoder.safetensors"))
         if not Path(encoders[-1]).is_file():
             run(train_command(list(cfg.train), size, run_dir))

@@ -288,3 +288,29 @@ def test_cli_compare_hf_times_the_peer_in_turn():
     assert set(out["profile"]) == {"fourd", "hf"} and hf["gemm"] > 0 and hf["conv"] > 0  # the peer embeds by Conv3d
     bound = sum(hf.values()) / (hf["gemm"] + hf["attention"])
     assert out["speedup_over_hf_bound"] == pytest.approx(bound, rel=1e-2)  # of times rounded to 1 µs
+
+
+def test_make_videos_adds_to_its_own_folder_but_not_to_one_of_other_files(tmp_path):
+    def make(folder, *extra):
+        return subprocess.run(
+            [sys.executable, "tools/bench.py", "--make-videos", str(folder), "--num-videos", "1", *extra],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "holiday.mp4").write_bytes(b"my video")
+    proc = make(mine)
+    assert (
+        proc.returncode == 1
+        and "did not write" in proc.stderr
+        and sorted(p.name for p in mine.iterdir()) == ["holiday.mp4"]
+    )
+    ours = tmp_path / "ours"
+    (ours / "clip_000.mp4").parent.mkdir()
+    (ours / "clip_000.mp4").write_bytes(b"kept")  # one of ours, from an earlier run
+    assert make(ours).returncode == 0 and (ours / "clip_000.mp4").read_bytes() == b"kept"
+    assert make(mine, "--overwrite").returncode == 0 and (mine / "clip_000.mp4").stat().st_size > 1000

@@ -276,3 +276,22 @@ def test_world_cli_refuses_a_negative_clip_count(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "w"), "--num", "-5"]) == 1
     assert capsys.readouterr().err.startswith("error: a world needs at least 1 train clip")
     assert not (tmp_path / "w" / "world.json").exists()
+
+
+def test_world_cli_writes_into_a_folder_of_other_files_only_on_purpose(tmp_path, capsys):
+    """`--out mydata` into a folder that is not a fourd world but holds train/000000.npz replaced the user's file."""
+    args = ["--num", "1", "--val", "1", "--test", "1", "--frames", "2", "--size", "16", "--points", "4"]
+    mine = tmp_path / "mydata" / "train" / "000000.npz"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"my own clip")
+    assert main(["--out", str(tmp_path / "mydata"), *args]) == 1
+    assert "did not write: choose another output folder, or pass --overwrite" in capsys.readouterr().err
+    assert mine.read_bytes() == b"my own clip" and not (tmp_path / "mydata" / "world.json").exists()
+    world = tmp_path / "world"
+    assert main(["--out", str(world), *args]) == 0
+    assert main(["--out", str(world), *args, "--seed", "5"]) == 0  # a world of its own: regenerated freely
+    assert json.loads((world / "world.json").read_text())["config"]["seed"] == 5
+    (world / "world.json").unlink()  # a generation killed before its end: resumed freely
+    assert main(["--out", str(world), *args]) == 0
+    assert main(["--out", str(tmp_path / "mydata"), *args, "--overwrite"]) == 0
+    assert len(WorldDataset(tmp_path / "mydata", "train")) == 1

@@ -5,8 +5,10 @@ import logging
 
 import pytest
 
-from fourd.probe.report import ResultsError, margins_table, read_results
-from fourd.probe.run import append_result
+from fourd.conf import compose
+from fourd.probe.report import ResultsError, margins_table, markdown_table, read_results, write_report
+from fourd.probe.run import append_result, protocol_key
+from fourd.report import main as report_main
 
 
 def record(seed: int, abs_rel: float, backbone: str = "random") -> dict:
@@ -65,3 +67,61 @@ def test_margins_are_in_pooled_seed_stds_and_checked_only_above_two():
     assert ("trivial", "random") not in rows  # the prior is the reference, never compared itself
     one_seed = margins_table({("depth", "trivial"): seeds("trivial", 0.3), ("depth", "mine"): seeds("mine", 0.2)})
     assert "+0.100 (one seed)" in one_seed
+
+
+def test_the_report_writes_into_its_own_folder_but_not_over_other_files(tmp_path, capsys):
+    results = tmp_path / "results.jsonl"
+    rows = [{**record(seed, 0.3 - seed / 100), "metrics": {"abs_rel": 0.3, "delta1": 0.5}} for seed in range(2)]
+    results.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "report"
+    assert report_main(["--results", str(results), "--out", str(out)]) == 0
+    assert report_main(["--results", str(results), "--out", str(out)]) == 0  # its own report: written again
+    (out / "notes.md").write_text("mine")
+    assert report_main(["--results", str(results), "--out", str(out)]) == 1
+    assert "did not write: choose another output folder, or pass --overwrite" in capsys.readouterr().err
+    assert report_main(["--results", str(results), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "notes.md").read_text() == "mine"
+    assert report_main(["--results", str(results), "--out", str(results), "--overwrite"]) == 1
+    assert "is also an input" in capsys.readouterr().err and len(results.read_text().splitlines()) == 2
+
+
+def pixels_on_world(world_seed: int, seed: int, abs_rel: float) -> dict:
+    """A pixels depth result as fourd.probe records it on the 4D world of `world_seed`."""
+    cfg = compose("probe", ["backbone=pixels", f"seed={seed}", f"probe_data.world.seed={world_seed}"])
+    return {**record(seed, abs_rel, "pixels"), "data": "world", "protocol": protocol_key(cfg)}
+
+
+def test_seeds_are_pooled_only_within_one_protocol(tmp_path):
+    """Two pixels runs on different worlds (probe_data.world.seed 0 and 7) were pooled as "2 seeds"."""
+    path = tmp_path / "results.jsonl"
+    rows = [pixels_on_world(0, 0, 0.30), pixels_on_world(0, 1, 0.32), pixels_on_world(7, 0, 0.50)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    results = read_results(path)
+    assert sorted(len(records) for records in results.values()) == [1, 2]  # never 3 seeds of one row
+    for (_, row), records in results.items():
+        assert row == f"pixels [protocol {records[0]['protocol'][:6]}]"
+        assert {r["protocol"] for r in records} == {records[0]["protocol"]}
+    pooled = {len(records): records for records in results.values()}
+    assert [r["metrics"]["abs_rel"] for r in pooled[2]] == [0.30, 0.32]
+    table = markdown_table(
+        {key: [{**r, "metrics": {"abs_rel": 1.0, "delta1": 1.0}} for r in v] for key, v in results.items()}
+    )
+    assert table.count("| pixels [protocol ") == 2
+
+
+def test_one_protocol_per_task_reads_as_before_and_lines_without_one_are_their_own(tmp_path):
+    path = tmp_path / "results.jsonl"
+    rows = [pixels_on_world(0, 0, 0.30), pixels_on_world(0, 1, 0.32)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert list(read_results(path)) == [("depth", "pixels")]  # the main sweep's report: unchanged rows
+    old = {**record(2, 0.9, "pixels"), "data": "world"}  # written before results carried a protocol
+    path.write_text(path.read_text() + json.dumps(old) + "\n")
+    results = read_results(path)
+    assert [r["seed"] for r in results[("depth", "pixels [protocol unknown]")]] == [2]
+    assert len(results) == 2
+    with_delta = tmp_path / "full.jsonl"
+    with_delta.write_text(
+        "".join(json.dumps({**row, "metrics": {"abs_rel": 0.3, "delta1": 0.5}}) + "\n" for row in [*rows, old])
+    )
+    table, _, plot = write_report(with_delta, tmp_path / "report")
+    assert "pixels [protocol unknown]" in table and plot.is_file()

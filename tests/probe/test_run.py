@@ -14,7 +14,7 @@ from fourd.conf import compose
 from fourd.models.vit import count_parameters
 from fourd.probe.backbones import BackboneError, load_backbone
 from fourd.probe.features import stack_targets
-from fourd.probe.run import probe
+from fourd.probe.run import probe, protocol_key
 from fourd.report import main as report_main
 from tests.helpers import REPO, assert_quiet
 from tests.helpers.scannet import write_scannet_scene
@@ -123,6 +123,7 @@ def test_the_trivial_baseline_reads_no_video(tmp_path, task):
     metrics = probe(cfg, tmp_path / "run")
     record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
     assert record["backbone"] == "trivial" and record["backbone_params"] == 0 and record["chosen"] is None
+    assert record["protocol"] == protocol_key(cfg)
     assert not (tmp_path / "cache" / "features").exists()  # no features were computed
     if task == "pose":  # the identity: no rotation error only if the camera never turned
         assert metrics["rotation_error_deg"] > 0 and metrics["translation_angle_deg"] == 90.0
@@ -354,3 +355,22 @@ def test_non_finite_metrics_are_not_recorded():
     check_earned({"abs_rel": 0.2})
     with pytest.raises(FourdError, match=r"not finite \({'abs_rel': nan}\): nothing recorded"):
         check_earned({"abs_rel": float("nan"), "delta1": 0.5})
+
+
+def test_the_protocol_names_what_was_measured_but_not_the_seed_or_backbone(tmp_path):
+    key = protocol_key(compose_probe(tmp_path))
+    same = ["seed=3", "backbone=pixels", "cache_dir=/elsewhere", "train.num_workers=2", "train.checkpoint_every=0"]
+    for override in same:
+        assert protocol_key(compose_probe(tmp_path, override)) == key, override
+    other = [
+        "probe_data.world.seed=7",
+        "probe_data.splits.test=3",
+        "probe=points",
+        "probe.options.loss=silog",
+        "readout.width=16",
+        "train.steps=3",
+        "train.lrs=[1e-3]",
+        "cache_features=false",
+    ]
+    keys = {protocol_key(compose_probe(tmp_path, override)) for override in other}
+    assert len(keys) == len(other) and key not in keys

@@ -9,21 +9,32 @@ import sys
 
 import pytest
 
-from fourd.probe.study import missing, probe_command, recorded, size_name
+from fourd.errors import ConfigError
+from fourd.probe.study import missing, probe_command, recorded, size_name, size_names
 
 TINY_SIZES = "sizes=[{width:32,depth:1,heads:2,mlp:64},{width:32,depth:2,heads:2,mlp:64}]"
 
 
 def test_size_names_tell_the_sizes_apart():
+    """Two sizes of one width and depth both mapped to w64_d2: the second was never trained, the first stood in."""
     assert size_name({"size": "b"}) == "vit_b"
-    assert size_name({"width": 64, "depth": 2, "heads": 2, "mlp": 256}) == "w64_d2"
+    assert size_name({"size": "b", "drop_path": 0.1}) == "vit_b_drop_path0.1"
+    sizes = [{"width": 64, "depth": 2, "heads": 2, "mlp": 256}, {"width": 64, "depth": 2, "heads": 4, "mlp": 128}]
+    assert size_names(sizes) == ["w64_d2_h2_m256", "w64_d2_h4_m128"]
+    with pytest.raises(ConfigError, match="would share the folder w64_d2_h2_m256: list each size once"):
+        size_names([sizes[0], {"mlp": 256, "heads": 2, "depth": 2, "width": 64}])
 
 
 def test_only_backbones_with_an_unrecorded_probe_are_probed_again(tmp_path):
     results = tmp_path / "probe_results.jsonl"
-    rows = [{"task": t, "backbone": "a", "seed": s} for t in ("depth", "pose") for s in (0, 1)]
-    results.write_text("\n".join(json.dumps(r) for r in rows[:-1]) + "\n")
-    done = recorded(results)
+    rows = [
+        {"task": t, "backbone": "a", "backbone_params": 1, "seed": s, "metrics": {}}
+        for t in ("depth", "pose")
+        for s in (0, 1)
+    ]
+    lines = [json.dumps(r) for r in rows[:-1]] + [json.dumps(rows[-1])[:20]]  # the last one cut short by a kill
+    results.write_text("\n".join(lines) + "\n")
+    done = recorded(results)  # read as the report reads it: the cut line is skipped, not a crash
     assert missing(["a", "b"], ["depth"], [0, 1], done) == ["b"]
     assert missing(["a", "b"], ["depth", "pose"], [0, 1], done) == ["a", "b"]  # a lacks (pose, 1)
     command = probe_command(["depth"], ["a", "b"], [0, 1], ["train.steps=2"], tmp_path)
@@ -48,7 +59,7 @@ def test_a_study_pretrains_probes_reports_and_resumes(tmp_path):
     first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "probe_results.jsonl").read_text().splitlines()]
-    encoders = [str(out / name / "encoder.safetensors") for name in ("w32_d1", "w32_d2")]
+    encoders = [str(out / name / "encoder.safetensors") for name in ("w32_d1_h2_m64", "w32_d2_h2_m64")]
     assert sorted((r["backbone"], r["seed"]) for r in rows) == sorted(
         (b, s) for b in ["trivial", *encoders] for s in (0, 1)
     )

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from fourd.export import main
-from fourd.models.mae import MaskedAutoencoder
+from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
+from fourd.models.vit import ViTConfig
 from fourd.train.export import export_checkpoint
 from fourd.weights import load, load_encoder, read_weights
 from tests.helpers import REPO
@@ -171,3 +172,29 @@ def test_damaged_sharded_checkpoint_writes_nothing(runs, tmp_path, capsys):
     (broken / "meta.pt").unlink()
     assert main([str(broken), "--out", str(out_dir / "x.safetensors")]) == 1
     assert_one_error_line(capsys.readouterr().err, str(broken), "meta.pt")
+
+
+def tiny_checkpoint(path: Path) -> Path:
+    """A single-file checkpoint as a fourd pretraining run writes it (module state and its MAE config)."""
+    encoder = ViTConfig(width=32, depth=1, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=16)
+    config = MAEConfig(encoder, DecoderConfig(width=32, depth=1, heads=2, mlp=64))
+    state = {f"model.{k}": v for k, v in MaskedAutoencoder(config).state_dict().items()}
+    torch.save({"state_dict": state, "hyper_parameters": {"model": config.to_dict()}, "global_step": 2}, path)
+    return path
+
+
+def test_the_output_is_never_the_checkpoint_and_replaces_a_file_only_on_purpose(tmp_path, capsys):
+    """`--out step.ckpt` equal to its input turned the checkpoint into a safetensors."""
+    ckpt = tiny_checkpoint(tmp_path / "step.ckpt")
+    before = ckpt.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        assert main([str(ckpt), "--out", str(ckpt), *extra]) == 1
+        assert_one_error_line(capsys.readouterr().err, "is also an input")
+    assert ckpt.read_bytes() == before
+    mine = tmp_path / "encoder.safetensors"
+    mine.write_bytes(b"mine")
+    assert main([str(ckpt), "--out", str(mine)]) == 1
+    assert_one_error_line(capsys.readouterr().err, "exists", "--overwrite")
+    assert mine.read_bytes() == b"mine"
+    assert main([str(ckpt), "--out", str(mine), "--overwrite"]) == 0
+    assert load_encoder(mine).config.width == 32
