@@ -107,9 +107,9 @@ class LatestCheckpoint(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
             if trainer.is_global_zero:
-                atomic_write(self.path, lambda tmp: trainer.save_checkpoint(tmp))
+                atomic_write(self.path, lambda tmp: trainer.save_checkpoint(tmp, weights_only=False))
             else:  # every rank joins the save; only rank 0 writes
-                trainer.save_checkpoint(self.path)
+                trainer.save_checkpoint(self.path, weights_only=False)
 
 
 @torch.no_grad()
