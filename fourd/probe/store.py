@@ -190,11 +190,20 @@ class StoredSplit(Dataset):
         return item
 
     def stacked(self, limit: int | None = None, features: bool = False) -> dict[str, torch.Tensor]:
-        """The first `limit` clips (default all) as whole tensors: the targets, and the features if asked."""
-        count = self.num_clips if limit is None else min(limit, self.num_clips)
+        """Whole tensors of every clip, or of `limit` clips spread evenly over the split (a sorted split, e.g. by
+        class, is then still sampled throughout): the targets, and the features if asked."""
+        if limit is None or limit >= self.num_clips:
+            picked = None
+        else:
+            picked = sorted({round(i * (self.num_clips - 1) / max(limit - 1, 1)) for i in range(limit)})
         out: dict[str, torch.Tensor] = {}
         for reader in self.readers:
             wanted = [k for k in reader.keys() if features or k != "features"]
-            if wanted:
-                out.update(reader.rows(range(count), wanted))
+            if not wanted:
+                continue
+            if picked is None:
+                out.update(reader.rows(range(self.num_clips), wanted))
+            else:
+                rows = [reader.row(i, wanted) for i in picked]
+                out.update({k: torch.stack([r[k] for r in rows]) for k in wanted})
         return out

@@ -42,6 +42,7 @@ def test_rows_read_lazily_equal_what_was_written(tmp_path):
         )
     assert torch.equal(split.stacked()["label"], torch.arange(NUM_CLIPS) * 10)
     assert "features" not in split.stacked() and split.stacked(4, features=True)["features"].shape == (4, 2, 4)
+    assert torch.equal(split.stacked(4)["label"], torch.tensor([0, 30, 60, 90]))  # spread over the split
     assert store.fill(rows) == 0  # all there: nothing computed again
 
 
