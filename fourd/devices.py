@@ -1,10 +1,16 @@
-"""The device a command computes on, from what the user asked for (one rule for every command)."""
+"""The device a command computes on, from what the user asked for, and the launcher that started the process
+(one rule for every command)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 
 from fourd.errors import ConfigError
+
+if TYPE_CHECKING:  # Lightning loads where a launcher is looked for, not for fourd.depth or fourd.extract
+    from lightning.fabric.plugins.environments import ClusterEnvironment
 
 CHOICES = "auto, cpu, gpu, cuda or cuda:N"
 
@@ -28,3 +34,15 @@ def compute_device(requested: str | None = "auto") -> torch.device:
             raise ConfigError(f"device {requested!r}: this machine has {torch.cuda.device_count()} CUDA devices")
         return device
     raise ConfigError(f"unknown device {requested!r}; choose {CHOICES}")
+
+
+def cluster_environment() -> ClusterEnvironment | None:
+    """The launcher's ranks, in Lightning's order (torchrun wins inside a SLURM allocation); on SLURM without
+    Lightning's auto-requeue, since fourd's Preemption callback requeues. None when no launcher started us."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    if TorchElasticEnvironment.detect():
+        return TorchElasticEnvironment()
+    if SLURMEnvironment.detect():
+        return SLURMEnvironment(auto_requeue=False)
+    return None

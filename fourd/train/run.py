@@ -10,11 +10,11 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.callbacks import LearningRateMonitor, ThroughputMonitor
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from fourd.conf import config_group, mae_config
+from fourd.devices import cluster_environment
 from fourd.errors import ConfigError
 from fourd.models.flops import mae_flops
 from fourd.models.mae import MAEConfig
@@ -63,16 +63,6 @@ def resolve_resume(resume: str | None, checkpoint_dir: Path) -> str | None:
     if damage is not None:
         raise ConfigError(f"resume={resume} is not a checkpoint fourd can resume from: {damage}")
     return resume
-
-
-def cluster_environment() -> ClusterEnvironment | None:
-    """Lightning's choice of cluster (torchrun wins inside a SLURM allocation), except that on SLURM fourd's
-    Preemption callback saves and requeues, so Lightning's own auto-requeue stays off."""
-    if TorchElasticEnvironment.detect():
-        return TorchElasticEnvironment()
-    if SLURMEnvironment.detect():
-        return SLURMEnvironment(auto_requeue=False)
-    return None  # Lightning's own choice (LSF, MPI, or a single machine)
 
 
 def trainer_plugins(precision: str, accelerator: str) -> list[Any]:

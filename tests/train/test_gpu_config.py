@@ -16,10 +16,11 @@ from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy
 from torch import nn
 
 from fourd.conf import CONFIG_DIR, compose
+from fourd.devices import cluster_environment
 from fourd.train.optim import OptimConfig, build_adamw
 from fourd.train.parallelize import FSDP2Strategy, FSDPConfig, precision_policies
 from fourd.train.precision import ClippingMixedPrecision, bf16_gpu
-from fourd.train.run import cluster_environment, trainer_arguments
+from fourd.train.run import trainer_arguments
 
 RECIPES = sorted(p.stem for p in (Path(CONFIG_DIR) / "exp").glob("vit_*.yaml"))  # demo is the CPU recipe
 SLURM = {"SLURM_NTASKS": "4", "SLURM_JOB_NAME": "fourd-train", "SLURM_PROCID": "2", "SLURM_LOCALID": "2"}
