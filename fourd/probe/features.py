@@ -33,18 +33,9 @@ def stack_targets(dataset: Dataset, clips: range | None = None) -> dict[str, tor
     return {k: torch.stack([item[k] for item in items]) for k in items[0]}
 
 
-@torch.no_grad()
-def compute_features(
-    backbone: Backbone, dataset: Dataset, readout_depth: float, batch_size: int, device: torch.device | str
-) -> torch.Tensor:
-    """Readout inputs (N, T, h*w, D) of every clip of `dataset`, in float16, on the CPU."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    return torch.cat([backbone.features(batch["video"].to(device), readout_depth).half().cpu() for batch in loader])
-
-
 class FrozenFeatures:
-    """The readout inputs of a batch's clips, computed in the step (features on the fly, cache_features=false),
-    rounded to float16 as the stored ones are."""
+    """The readout inputs (B, T, h*w, D) of a batch's clips in float16: what the store holds, and what a step
+    computes when features come on the fly (cache_features=false)."""
 
     def __init__(self, backbone: Backbone, readout_depth: float) -> None:
         self.backbone, self.readout_depth = backbone, readout_depth
@@ -53,6 +44,15 @@ class FrozenFeatures:
     def __call__(self, batch: dict[str, Any]) -> torch.Tensor:
         video = batch["video"]
         return self.backbone.to(video.device).features(video, self.readout_depth).half()
+
+
+def compute_features(
+    backbone: Backbone, dataset: Dataset, readout_depth: float, batch_size: int, device: torch.device | str
+) -> torch.Tensor:
+    """Readout inputs (N, T, h*w, D) of every clip of `dataset`, in float16, on the CPU."""
+    featurize = FrozenFeatures(backbone, readout_depth)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    return torch.cat([featurize({"video": batch["video"].to(device)}).cpu() for batch in loader])
 
 
 def feature_bytes_per_clip(backbone: Backbone, clip_shape: tuple[int, int, int]) -> int:

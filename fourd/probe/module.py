@@ -17,6 +17,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from fourd.data.sampler import ResumableSampler
 from fourd.files import atomic_write
 from fourd.models.readout import AttentionReadout
+from fourd.probe.features import targets_of
 from fourd.probe.tasks.base import ProbeTask
 from fourd.schedule import warmup_cosine
 
@@ -132,7 +133,7 @@ def predict_split(
         for head, collected in zip(heads, preds, strict=True):
             out = head.task.predict(head(on_device), on_device)
             collected.append({k: v.cpu() for k, v in out.items()})
-        targets.append({k: v for k, v in batch.items() if k not in ("features", "video") and torch.is_tensor(v)})
+        targets.append(targets_of(batch))
     return [concat(p) for p in preds], concat(targets)
 
 

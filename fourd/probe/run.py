@@ -15,14 +15,13 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from fourd.data.augment import AugmentedSplit, ProbeAugment
 from fourd.data.sampler import ResumableSampler, SampleKey, SeededItems
-from fourd.devices import compute_device
+from fourd.devices import cluster_environment, compute_device
 from fourd.errors import ConfigError, FourdError
 from fourd.files import content_key
 from fourd.models.readout import ReadoutConfig
@@ -80,11 +79,8 @@ def probe_splits(cfg: DictConfig) -> tuple[dict[str, Dataset], int, str]:
 
 def launched_rank() -> tuple[int, int]:
     """(rank, world size) of this process as its launcher (torchrun, SLURM) set them; (0, 1) when alone."""
-    for environment in (TorchElasticEnvironment, SLURMEnvironment):
-        if environment.detect():
-            found = environment()
-            return found.global_rank(), found.world_size()
-    return 0, 1
+    environment = cluster_environment()
+    return (environment.global_rank(), environment.world_size()) if environment else (0, 1)
 
 
 def is_first_rank() -> bool:
@@ -273,12 +269,12 @@ def predict_gathered(
     block = -(-len(dataset) // world_size)
     mine = Subset(dataset, range(rank * block, min((rank + 1) * block, len(dataset))))
     device = next(heads[0].parameters()).device
-    predicted = predict_split(heads, DataLoader(mine, cfg.train.batch_size), device, featurize)
+    predicted = predict_split(heads, DataLoader(mine, cfg.train.batch_size), device, featurize) if mine else None
     if world_size == 1:
         return predicted
     parts = [None] * world_size
     torch.distributed.all_gather_object(parts, predicted)
-    parts = [p for p in parts if len(next(iter(p[1].values()), []))]  # ranks past the end held nothing
+    parts = [p for p in parts if p is not None]  # ranks past the end of a small split held nothing
     preds = [concat([p[0][h] for p in parts]) for h in range(len(heads))]
     return preds, concat([p[1] for p in parts])
 
@@ -330,8 +326,9 @@ def probe_with_heads(
     featurize = None if cfg.cache_features else FrozenFeatures(backbone, cfg.readout.readout_depth)
     L.seed_everything(cfg.seed, workers=True)  # the heads and their batches: from the seed alone, cache or not
     heads = [build_head(cfg, geometry, backbone) for _ in settings]
+    prior_targets = data["train"].stacked(cfg.train.prior_clips)
     for head in heads:  # each head predicts moves away from the train prior, where it starts
-        head.task.fit_prior(data["train"].stacked(cfg.train.prior_clips))
+        head.task.fit_prior(prior_targets)
     trainer = train_heads(cfg, heads, settings, inputs["train"], run_dir, featurize)
     val_preds, val_targets = predict_gathered(heads, inputs["val"], cfg, trainer, featurize)
     val_metrics = [h.task.metrics(p, val_targets) for h, p in zip(heads, val_preds, strict=True)]

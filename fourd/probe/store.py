@@ -38,9 +38,7 @@ def chunk_rows(path: Path) -> int | None:
         with safe_open(str(path), framework="pt") as f:
             lengths = {f.get_slice(k).get_shape()[0] for k in f.keys()}
         return lengths.pop() if len(lengths) == 1 else None
-    except FileNotFoundError:
-        return None
-    except Exception:  # safetensors raises its own error types for a damaged header or a short file
+    except Exception:  # a missing file, or safetensors' own errors for a damaged header or a short file
         return None
 
 
