@@ -36,6 +36,16 @@ def compute_device(requested: str | None = "auto") -> torch.device:
     raise ConfigError(f"unknown device {requested!r}; choose {CHOICES}")
 
 
+def rank_device(requested: str | None = "auto") -> torch.device:
+    """`compute_device`; a CUDA device without an index is, under a launcher, this process's local rank's."""
+    device = compute_device(requested)
+    if device.type == "cuda" and device.index is None:
+        environment = cluster_environment()
+        if environment is not None:
+            return torch.device("cuda", environment.local_rank())
+    return device
+
+
 def cluster_environment() -> ClusterEnvironment | None:
     """The launcher's ranks, in Lightning's order (torchrun wins inside a SLURM allocation); on SLURM without
     Lightning's auto-requeue, since fourd's Preemption callback requeues. None when no launcher started us."""

@@ -20,7 +20,7 @@ from fourd.errors import cli
 from fourd.models.readout import depth_from_patches
 from fourd.probe.backbones import load_backbone
 from fourd.probe.metrics.pose import relative_poses
-from fourd.probe.run import clip_geometry, probe_splits, probe_task, split_stores
+from fourd.probe.run import clip_geometry, frozen_features, probe_splits, probe_task, split_stores
 from fourd.probe.tasks.base import features_at, features_on_grid
 from fourd.probe.tasks.depth import DepthTask
 from fourd.probe.tasks.points import first_visible_queries
@@ -153,7 +153,8 @@ def measure(backbone: str, overrides: list[str]) -> dict[str, float]:
         cfg = compose("probe", [f"probe={task_name}", f"backbone={backbone}", *overrides])
         loaded = load_backbone(cfg.backbone, cfg.random_backbone, cfg.seed)
         splits, num_classes, identity = probe_splits(cfg)
-        data = {k: v.stacked(features=True) for k, v in split_stores(cfg, loaded, splits, identity).items()}
+        stores = split_stores(cfg, loaded, frozen_features(cfg, loaded, splits["test"]), splits, identity)
+        data = {k: v.stacked(features=True) for k, v in stores.items()}
         task = probe_task(cfg, clip_geometry(splits["test"], num_classes, loaded.width))
         task.fit_prior(data["train"])
         if task_name == "depth":

@@ -5,6 +5,7 @@ split of any size streams from disk."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from math import prod
 from pathlib import Path
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from fourd.probe.backbones import Backbone
-from fourd.probe.store import ChunkPlan, ChunkStore, StoredSplit, check_disk, chunk_clips_for
+from fourd.probe.store import WAIT_POLL_S, ChunkPlan, ChunkStore, StoredSplit, check_disk, chunk_clips_for
 
 log = logging.getLogger(__name__)
 NOT_TARGETS = ("video", "features", "skipped")
@@ -34,25 +35,31 @@ def stack_targets(dataset: Dataset, clips: range | None = None) -> dict[str, tor
 
 
 class FrozenFeatures:
-    """The readout inputs (B, T, h*w, D) of a batch's clips in float16: what the store holds, and what a step
-    computes when features come on the fly (cache_features=false)."""
+    """The readout inputs (B, T, h*w, D) of a batch's clips in float16, on `device` (where the backbone is):
+    what the store holds, and what a step computes when features come on the fly (cache_features=false).
 
-    def __init__(self, backbone: Backbone, readout_depth: float) -> None:
-        self.backbone, self.readout_depth = backbone, readout_depth
+    Every rank calls `wait` while it waits for another process's work and `done` after each phase of forwards;
+    they matter to a sharded backbone, whose forwards all ranks run together (`LockstepFeatures`).
+    """
+
+    def __init__(self, backbone: Backbone, readout_depth: float, device: torch.device) -> None:
+        self.backbone, self.readout_depth, self.device = backbone, readout_depth, device
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, Any]) -> torch.Tensor:
-        video = batch["video"]
-        return self.backbone.to(video.device).features(video, self.readout_depth).half()
+        return self.backbone.features(batch["video"].to(self.device), self.readout_depth).half()
+
+    def wait(self) -> None:
+        time.sleep(WAIT_POLL_S)
+
+    def done(self) -> None:
+        """The end of a phase of forwards (extraction, prediction): nothing to do on one rank."""
 
 
-def compute_features(
-    backbone: Backbone, dataset: Dataset, readout_depth: float, batch_size: int, device: torch.device | str
-) -> torch.Tensor:
+def compute_features(featurize: FrozenFeatures, dataset: Dataset, batch_size: int) -> torch.Tensor:
     """Readout inputs (N, T, h*w, D) of every clip of `dataset`, in float16, on the CPU."""
-    featurize = FrozenFeatures(backbone, readout_depth)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    return torch.cat([featurize({"video": batch["video"].to(device)}).cpu() for batch in loader])
+    return torch.cat([featurize(batch).cpu() for batch in loader])
 
 
 def feature_bytes_per_clip(backbone: Backbone, clip_shape: tuple[int, int, int]) -> int:
@@ -69,9 +76,11 @@ def fill_store(
     chunk_bytes: int,
     rank: int = 0,
     world_size: int = 1,
+    wait: Callable[[], None] | None = None,
 ) -> ChunkStore:
     """The chunk store of `num_clips` clips in `folder`, its missing chunks computed first: this rank's share
-    (every world_size-th chunk from `rank`), then any other still missing, each under its claim.
+    (every world_size-th chunk from `rank`), then any other still missing, each under its claim; `wait` is called
+    while another process holds a chunk.
 
     The cost is said up front, and a store that would not fit on its disk stops before computing anything.
     """
@@ -85,7 +94,7 @@ def fill_store(
         mine = missing[rank::world_size]
         order = mine + [c for c in missing if c not in mine]
         with tqdm(total=clips, desc=what, unit="clip") as bar:
-            computed = store.fill(compute, order, progress=bar.update)
+            computed = store.fill(compute, order, progress=bar.update, wait=wait)
     log.info(f"{what}: rank {rank} of {world_size} computed {computed} of {store.plan.num_chunks} chunks")
     return store
 
@@ -96,15 +105,14 @@ def split_store(
     features_key: str | None,
     name: str,
     dataset: Dataset,
-    backbone: Backbone,
-    readout_depth: float,
+    featurize: FrozenFeatures | None,
     batch_size: int,
-    device: torch.device | str,
     chunk_bytes: int,
     rank: int = 0,
     world_size: int = 1,
 ) -> StoredSplit:
-    """One split's targets and (with `features_key`) features, computed where missing, read lazily."""
+    """One split's targets and (with `features_key`) its features by `featurize`, computed where missing, read
+    lazily."""
     first = dataset[0]
     target_bytes = sum(v.numel() * v.element_size() for v in targets_of(first).values())
     stores = [
@@ -120,20 +128,22 @@ def split_store(
         )
     ]
     if features_key is not None:
-        backbone.to(device)
+        if featurize is None:
+            raise ValueError("features to store but no backbone to compute them")
+        backbone = featurize.backbone
         clip_shape = tuple(first["video"].shape[1:])
         stores.append(
             fill_store(
                 root / "features" / features_key / name,
                 len(dataset),
                 feature_bytes_per_clip(backbone, clip_shape),
-                lambda clips: {
-                    "features": compute_features(backbone, Subset(dataset, clips), readout_depth, batch_size, device)
-                },
+                lambda clips: {"features": compute_features(featurize, Subset(dataset, clips), batch_size)},
                 f"features of {backbone.name} for {name}",
                 chunk_bytes,
                 rank,
                 world_size,
+                featurize.wait,
             )
         )
+        featurize.done()
     return StoredSplit([s.reader() for s in stores])

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from fourd.data.augment import AugmentedSplit, ProbeAugment
 from fourd.data.sampler import ResumableSampler, SampleKey, SeededItems
-from fourd.devices import cluster_environment, compute_device
+from fourd.devices import cluster_environment, rank_device
 from fourd.errors import ConfigError, FourdError
 from fourd.files import content_key
 from fourd.models.readout import ReadoutConfig
@@ -30,6 +30,7 @@ from fourd.probe.backbones import Backbone, load_backbone
 from fourd.probe.features import FrozenFeatures, split_store
 from fourd.probe.module import HeadSetting, LatestCheckpoint, ProbeHead, ProbeModule, concat, predict_split
 from fourd.probe.readout import ProbeReadout
+from fourd.probe.sharded import LockstepFeatures, join_process_group, shard_backbone
 from fourd.probe.store import StoredSplit
 from fourd.probe.tasks import ClipGeometry, ProbeTask, build_task
 from fourd.quiet import quiet_lightning
@@ -90,12 +91,31 @@ def is_first_rank() -> bool:
     return launched_rank()[0] == 0
 
 
+def frozen_features(cfg: DictConfig, backbone: Backbone, clips: Dataset) -> FrozenFeatures:
+    """The backbone placed on the device `accelerator` names (this rank's, under a launcher), or with
+    `shard_backbone` sharded over every rank; and the features it computes of clips shaped as `clips`'."""
+    device = rank_device(cfg.accelerator)
+    depth = cfg.readout.readout_depth
+    if not cfg.shard_backbone:
+        backbone.to(device)
+        return FrozenFeatures(backbone, depth, device)
+    world_size = cfg.devices * cfg.num_nodes
+    if world_size < 2:
+        raise ConfigError("shard_backbone=true shards over devices x num_nodes > 1 processes; this run has one")
+    join_process_group(device, world_size)
+    shard_backbone(backbone, device)
+    return LockstepFeatures(backbone, depth, tuple(clips[0]["video"].shape), device)
+
+
 def split_stores(
-    cfg: DictConfig, backbone: Backbone, splits: dict[str, Dataset], identity: str
+    cfg: DictConfig,
+    backbone: Backbone,
+    featurize: FrozenFeatures | None,
+    splits: dict[str, Dataset],
+    identity: str,
 ) -> dict[str, StoredSplit]:
-    """Each split read lazily from disk: targets stored once per data, and with `cache_features` features once
-    per (backbone, layer, data), computed on the device `accelerator` names."""
-    device = compute_device(cfg.accelerator)
+    """Each split read lazily from disk: targets stored once per data, and with `cache_features` features by
+    `featurize` once per (backbone, layer, data)."""
     features_key = None
     if backbone.reads_video and cfg.cache_features:
         features_key = content_key(
@@ -110,10 +130,8 @@ def split_stores(
             features_key,
             name,
             dataset,
-            backbone,
-            cfg.readout.readout_depth,
+            featurize,
             cfg.train.batch_size,
-            device,
             int(cfg.cache_chunk_mb * 2**20),
             rank,
             world_size,
@@ -253,6 +271,8 @@ def train_heads(
     loader = DataLoader(train, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers)
     module = ProbeModule(heads, settings, cfg.train.warmup_steps, sampler, featurize)
     trainer.fit(module, loader, ckpt_path=resume)
+    if featurize is not None:
+        featurize.done()
     return trainer
 
 
@@ -270,6 +290,8 @@ def predict_gathered(
     mine = Subset(dataset, range(rank * block, min((rank + 1) * block, len(dataset))))
     device = next(heads[0].parameters()).device
     predicted = predict_split(heads, DataLoader(mine, cfg.train.batch_size), device, featurize) if mine else None
+    if featurize is not None:  # a rank with fewer clips joins the others' forwards of a sharded backbone
+        featurize.done()
     if world_size == 1:
         return predicted
     parts = [None] * world_size
@@ -286,19 +308,23 @@ def best_head(task: ProbeTask, val_metrics: list[dict[str, float]]) -> int:
     return values.index(max(values) if higher else min(values))
 
 
-def write_picture(
-    task: ProbeTask, head: ProbeHead | None, backbone: Backbone, dataset: Dataset, readout_depth: float, path: Path
-) -> Path:
-    """Predictions against ground truth on the first test clips (the prior's where there is no head)."""
-    batch = next(iter(DataLoader(Subset(dataset, range(min(PICTURE_CLIPS, len(dataset)))), batch_size=PICTURE_CLIPS)))
+def picture_batch(clips: Dataset, featurize: FrozenFeatures | None) -> dict[str, Any]:
+    """The first clips a picture shows, with their features where a head reads them (computed on every rank: a
+    sharded backbone needs them all)."""
+    batch = next(iter(DataLoader(Subset(clips, range(min(PICTURE_CLIPS, len(clips)))), batch_size=PICTURE_CLIPS)))
+    if featurize is not None:
+        batch["features"] = featurize(batch).cpu()
+        featurize.done()
+    return batch
+
+
+def write_picture(task: ProbeTask, head: ProbeHead | None, batch: dict[str, Any], path: Path) -> Path:
+    """Predictions against ground truth on a picture batch (the prior's where there is no head)."""
     with torch.no_grad():
         if head is None:
             preds = task.predict_prior(batch)
         else:
-            head.cpu().eval()
-            backbone.to("cpu")
-            batch_with_features = {**batch, "features": backbone.features(batch["video"], readout_depth)}
-            preds = task.predict(head(batch_with_features), batch_with_features)
+            preds = task.predict(head.cpu().eval()(batch), batch)
     return task.picture({k: v.cpu() for k, v in preds.items()}, batch, path)
 
 
@@ -320,10 +346,11 @@ def probe_with_heads(
     data: dict[str, StoredSplit],
     inputs: dict[str, Dataset],
     run_dir: Path,
+    featurize: FrozenFeatures | None,
 ) -> tuple[ProbeHead, dict[str, float], dict[str, Any]]:
-    """Train the head grid on train, choose on val, score the chosen head on test: (head, test metrics, record)."""
+    """Train the head grid on train, choose on val, score the chosen head on test: (head, test metrics, record).
+    `featurize` computes the features in each step (no cached features), else None."""
     settings = head_settings(cfg)
-    featurize = None if cfg.cache_features else FrozenFeatures(backbone, cfg.readout.readout_depth)
     L.seed_everything(cfg.seed, workers=True)  # the heads and their batches: from the seed alone, cache or not
     heads = [build_head(cfg, geometry, backbone) for _ in settings]
     prior_targets = data["train"].stacked(cfg.train.prior_clips)
@@ -373,27 +400,29 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             f"train.batch_size={cfg.train.batch_size}, but the train split has {len(splits['train'])} clips: "
             "no full batch to train on"
         )
-    data = split_stores(cfg, backbone, splits, identity)
     geometry = clip_geometry(splits["test"], num_classes, backbone.width if backbone.reads_video else 0)
+    featurize = frozen_features(cfg, backbone, splits["test"]) if backbone.reads_video else None
+    data = split_stores(cfg, backbone, featurize, splits, identity)
     inputs = readout_inputs(cfg, splits, data, geometry.height)
     if backbone.reads_video:
-        head, metrics, record = probe_with_heads(cfg, geometry, backbone, data, inputs, run_dir)
+        on_the_fly = None if cfg.cache_features else featurize
+        head, metrics, record = probe_with_heads(cfg, geometry, backbone, data, inputs, run_dir, on_the_fly)
         task = head.task
     else:
         head = None
         task, metrics, record = probe_prior(cfg, geometry, data)
     check_earned(metrics)
     log.info(f"{task.name} probe of {backbone.name} (seed {cfg.seed}): {json.dumps(metrics)}")
-    if not is_first_rank():
-        return metrics
+    pictures = {}  # name: (what it shows, its batch)
     if cfg.pictures:
-        depth = cfg.readout.readout_depth
-        picture = write_picture(task, head, backbone, splits["test"], depth, run_dir / f"{task.name}.png")
-        log.info(f"picture: {picture}")
+        pictures[task.name] = ("picture", picture_batch(splits["test"], featurize))
         if isinstance(inputs["train"], AugmentedSplit):  # what the heads were trained on: clips and targets alike
             shown = [inputs["train"][SampleKey(0, i, i)] for i in range(min(PICTURE_CLIPS, len(inputs["train"])))]
-            picture = write_picture(task, head, backbone, shown, depth, run_dir / f"{task.name}_augmented.png")
-            log.info(f"picture of augmented train clips: {picture}")
+            pictures[f"{task.name}_augmented"] = ("picture of augmented train clips", picture_batch(shown, featurize))
+    if not is_first_rank():
+        return metrics
+    for name, (what, batch) in pictures.items():
+        log.info(f"{what}: {write_picture(task, head, batch, run_dir / f'{name}.png')}")
     append_result(
         Path(cfg.results),
         {

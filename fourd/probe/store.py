@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +103,11 @@ class ChunkStore:
         compute: Callable[[range], dict[str, torch.Tensor]],
         order: list[int] | None = None,
         progress: Callable[[int], None] | None = None,
+        wait: Callable[[], None] | None = None,
     ) -> int:
         """Compute and write every missing chunk (in `order`, default all), each under its claim; wait for chunks
-        that another process holds. Returns how many chunks this process computed."""
+        that another process holds (`wait`, default a short sleep, between looks). Returns how many chunks this
+        process computed."""
         self.folder.mkdir(parents=True, exist_ok=True)
         pending = [c for c in (order if order is not None else range(self.plan.num_chunks)) if not self.complete(c)]
         computed = 0
@@ -124,7 +127,7 @@ class ChunkStore:
                         progress(len(self.plan.clips(chunk)))
             pending = [c for c in held_elsewhere if not self.complete(c)]
             if pending:
-                time.sleep(WAIT_POLL_S)
+                (wait or partial(time.sleep, WAIT_POLL_S))()
         return computed
 
     def reader(self) -> ChunkReader:

@@ -16,23 +16,7 @@ from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
 from fourd.errors import ConfigError
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
-
-try:  # public since torch 2.6
-    from torch.distributed.fsdp import (
-        CPUOffloadPolicy,
-        MixedPrecisionPolicy,
-        OffloadPolicy,
-        fully_shard,
-        register_fsdp_forward_method,
-    )
-except ImportError:  # torch 2.4 / 2.5
-    from torch.distributed._composable.fsdp import (
-        CPUOffloadPolicy,
-        MixedPrecisionPolicy,
-        OffloadPolicy,
-        fully_shard,
-        register_fsdp_forward_method,
-    )
+from fourd.sharding import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, shard_blocks
 
 log = logging.getLogger(__name__)
 STRATEGIES = ("auto", "ddp", "fsdp")
@@ -145,17 +129,7 @@ def shard_model(
         )
     block_policy, root_policy = precision_policies(config, device)
     offload = CPUOffloadPolicy() if config.cpu_offload else OffloadPolicy()
-    for block in blocks:
-        fully_shard(
-            block,
-            mesh=mesh,
-            mp_policy=block_policy,
-            offload_policy=offload,
-            reshard_after_forward=config.reshard_after_forward,
-        )
-    fully_shard(model, mesh=mesh, mp_policy=root_policy, offload_policy=offload, reshard_after_forward=False)
-    for name in forward_methods:
-        register_fsdp_forward_method(model, name)
+    shard_blocks(model, blocks, mesh, block_policy, root_policy, offload, config.reshard_after_forward, forward_methods)
 
 
 def shard_device(config: FSDPConfig, device: torch.device) -> torch.device:

@@ -20,7 +20,8 @@ def test_depth_in_a_video_that_shows_it_is_found_and_the_pose_in_features_that_h
     backbone = load_backbone("pixels", {})
     splits, num_classes, identity = probe_run.probe_splits(cfg)
     splits = {name: DepthAsVideo(split) for name, split in splits.items()}
-    stores = probe_run.split_stores(cfg, backbone, splits, identity + "as video")
+    featurize = probe_run.frozen_features(cfg, backbone, splits["test"])
+    stores = probe_run.split_stores(cfg, backbone, featurize, splits, identity + "as video")
     data = {k: v.stacked(features=True) for k, v in stores.items()}
     task = probe_run.probe_task(cfg, probe_run.clip_geometry(splits["test"], num_classes, backbone.width))
     task.fit_prior(data["train"])

@@ -293,11 +293,12 @@ def test_a_probe_reads_depth_from_a_video_that_shows_it(tmp_path):
     backbone = load_backbone("pixels", {})
     splits, num_classes, identity = probe_run.probe_splits(cfg)
     splits = {name: DepthAsVideo(split) for name, split in splits.items()}
-    data = probe_run.split_stores(cfg, backbone, splits, identity + "depth as video")
+    featurize = probe_run.frozen_features(cfg, backbone, splits["test"])
+    data = probe_run.split_stores(cfg, backbone, featurize, splits, identity + "depth as video")
     geometry = probe_run.clip_geometry(splits["test"], num_classes, backbone.width)
     _, prior, _ = probe_run.probe_prior(cfg, geometry, data)
     inputs = probe_run.readout_inputs(cfg, splits, data, geometry.height)
-    _, read, _ = probe_run.probe_with_heads(cfg, geometry, backbone, data, inputs, tmp_path / "run")
+    _, read, _ = probe_run.probe_with_heads(cfg, geometry, backbone, data, inputs, tmp_path / "run", None)
     assert read["abs_rel"] < 0.5 * prior["abs_rel"], (read, prior)
 
 
