@@ -160,7 +160,7 @@ def test_backbone_must_exist(tmp_path):
 @pytest.mark.slow
 def test_multirun_sweep_and_report(tmp_path):
     from fourd.models.vit import SpaceTimeViT, ViTConfig
-    from fourd.weights import save_encoder
+    from tests.helpers.encoders import save_encoder
 
     encoder = save_encoder(
         tmp_path / "wide" / "encoder.safetensors",
@@ -228,7 +228,7 @@ def test_probe_on_a_real_format_dataset(tmp_path):
 
 def test_a_backbone_with_nan_weights_is_refused_in_one_line(tmp_path):
     from fourd.models.vit import SpaceTimeViT, ViTConfig
-    from fourd.weights import save_encoder
+    from tests.helpers.encoders import save_encoder
 
     encoder = SpaceTimeViT(
         ViTConfig(width=32, depth=2, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)

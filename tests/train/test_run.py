@@ -12,9 +12,9 @@ import pytest
 
 from fourd.conf import compose
 from fourd.train.checkpoints import RollingCheckpoint, latest_checkpoint
-from fourd.train.logs import read_metric
 from fourd.weights import load_encoder
 from tests.helpers import REPO, assert_quiet
+from tests.helpers.logs import read_metric
 
 TINY = [
     "data.batch_size=4",
