@@ -33,7 +33,7 @@ def test_every_experiment_composes_and_builds_on_meta(exp):
         big = exp in ("vit_g", "vit_bigg", "vit_e", "vit_22b")
         assert cfg.strategy.name == ("fsdp" if big else "ddp")
         assert params["encoder"] == ZOO[cfg.model.size]["encoder_params"]  # the registry size, at paper shapes
-    else:  # the demo: the small MAE the README describes
+    else:  # the demo: the small MAE of the main job
         assert (exp, params["encoder"], params["decoder"]) == ("demo", 875_136, 463_232)
 
 
