@@ -17,6 +17,7 @@ from fourd.probe.features import stack_targets
 from fourd.probe.run import probe, protocol_key
 from fourd.report import main as report_main
 from tests.helpers import REPO, assert_quiet
+from tests.helpers.configs import composed
 from tests.helpers.scannet import write_scannet_scene
 
 TINY = [
@@ -261,7 +262,7 @@ def test_a_backbone_with_nan_weights_is_refused_in_one_line(tmp_path):
 def test_an_impossible_random_backbone_is_named_by_its_key():
     from fourd.errors import ConfigError
 
-    cfg = compose("probe", ["random_backbone.depth=0"])
+    cfg = composed("probe", "random_backbone.depth=0")
     with pytest.raises(ConfigError, match="^random_backbone: encoder sizes must be positive .* got depth=0"):
         load_backbone("random", cfg.random_backbone)
 
