@@ -35,13 +35,13 @@ def save_small(source: Path, target: Path) -> None:
     image.quantize(256).save(target, optimize=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path, help="a probe results file (outputs/probe_results.jsonl)")
     parser.add_argument("--backbone", default="outputs/demo/encoder.safetensors", help="whose predictions to show")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         save_small(scaling_plot(read_results(args.results), Path(tmp) / "scaling.png"), args.out / "scaling.png")
