@@ -1,6 +1,6 @@
 """Every `python -m fourd...` command in a bash block of README.md and docs/*.md parses as printed: Hydra mains
 compose their overrides (each value of a sweep once), argparse commands parse their arguments, all in-process.
-The README's two commands are the ones CI and the docs promise."""
+The README's two commands are the ones CI and the docs promise, and every link between the pages resolves."""
 
 from __future__ import annotations
 
@@ -73,6 +73,23 @@ def each_sweep_value_once(overrides: list[str]) -> list[list[str]]:
     for i, values in enumerate(options):
         runs += [[*runs[0][:i], value, *runs[0][i + 1 :]] for value in values[1:]]
     return runs
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
+def test_every_link_to_a_file_or_heading_of_the_repository_resolves(page):
+    for target in re.findall(r"\]\(([^)#]*)(?:#([^)]*))?\)", page.read_text()):
+        path, anchor = target
+        if path.startswith("http"):
+            continue
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.name}: {path}"
+        assert not anchor or anchor in anchors(linked), f"{page.name}: {path}#{anchor}"
 
 
 class Parsed(BaseException):
