@@ -50,6 +50,12 @@ def test_fourd_conf_points_to_a_conf_folder_elsewhere(user_conf, tmp_path_factor
     assert compose("train", ["+exp=mine"]).name == "mine"
 
 
+def test_a_fourd_conf_that_is_not_a_folder_is_warned_about(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOURD_CONF", str(tmp_path / "missing"))
+    with pytest.warns(UserWarning, match="FOURD_CONF=.*missing is not a folder"):
+        assert compose("train", ["+exp=demo"]).name == "demo"
+
+
 def test_without_a_conf_folder_the_packaged_configs_compose(tmp_path, monkeypatch):
     monkeypatch.delenv("FOURD_CONF", raising=False)
     monkeypatch.chdir(tmp_path)

@@ -6,6 +6,7 @@ fourd's packaged configs, so `conf/exp/mine.yaml` runs as `+exp=mine` without to
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
@@ -15,9 +16,15 @@ PACKAGED_DIR = Path(__file__).resolve().parent
 
 
 def user_config_dir() -> Path | None:
-    """`FOURD_CONF` when set, else the working directory's `conf/` when it exists."""
+    """`FOURD_CONF` when set (a warning when it is not a folder), else the working directory's `conf/` when it
+    exists."""
     if os.environ.get("FOURD_CONF"):
-        return Path(os.environ["FOURD_CONF"]).resolve()
+        chosen = Path(os.environ["FOURD_CONF"]).resolve()
+        if not chosen.is_dir():
+            message = f"FOURD_CONF={os.environ['FOURD_CONF']} is not a folder: no configs of yours are searched"
+            warnings.warn(message, stacklevel=1)
+            return None
+        return chosen
     local = Path.cwd() / "conf"
     return local.resolve() if local.is_dir() else None
 
