@@ -106,18 +106,6 @@ def load_state_strict(module: nn.Module, state: Mapping[str, Any], source: str, 
         module.load_state_dict(state, strict=True)
 
 
-def save_encoder(
-    path: str | Path,
-    encoder: SpaceTimeViT,
-    state: Mapping[str, torch.Tensor] | None = None,
-    extra: Mapping[str, str] | None = None,
-) -> Path:
-    """Save an encoder (or a given full state dict of it) with its config."""
-    return save_weights(
-        path, state if state is not None else encoder.state_dict(), "encoder", encoder.config.to_dict(), extra
-    )
-
-
 def build_model(kind: str, config: dict[str, Any]) -> Model:
     """The model a file's metadata describes: kind 'encoder', 'depth' or 'mae'."""
     if kind not in MODELS:

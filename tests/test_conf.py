@@ -8,19 +8,22 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+import fourd
 from fourd.conf import CONFIG_DIR, compose, encoder_config, mae_config
 from fourd.models.zoo import parameter_counts, zoo_rows
 from fourd.probe.backbones import load_backbone
 from fourd.probe.run import build_head
 from fourd.probe.tasks.base import ClipGeometry
+from tests.helpers.configs import composed
 
-EXPS = sorted(p.stem for p in (Path(CONFIG_DIR) / "exp").glob("*.yaml"))
+EXPS = sorted(p.stem for p in (Path(CONFIG_DIR) / "exp").glob("[!_]*.yaml"))  # _vit.yaml is a base, not a run
+VITS = [e for e in EXPS if e.startswith("vit_")]
 ZOO = {row["name"]: row for row in zoo_rows(mask_ratio=0.95)}
 
 
 @pytest.mark.parametrize("exp", EXPS)
 def test_every_experiment_composes_and_builds_on_meta(exp):
-    cfg = compose("train", [f"+exp={exp}"])
+    cfg = composed("train", f"+exp={exp}")
     config = mae_config(cfg.model)
     params = parameter_counts(config)
     if exp.startswith("vit_"):
@@ -30,37 +33,45 @@ def test_every_experiment_composes_and_builds_on_meta(exp):
         big = exp in ("vit_g", "vit_bigg", "vit_e", "vit_22b")
         assert cfg.strategy.name == ("fsdp" if big else "ddp")
         assert params["encoder"] == ZOO[cfg.model.size]["encoder_params"]  # the registry size, at paper shapes
-    else:  # the demo: the small MAE the README describes
+    else:  # the demo: the small MAE of the main job
         assert (exp, params["encoder"], params["decoder"]) == ("demo", 875_136, 463_232)
 
 
 def test_experiment_names_are_distinct_without_case():
     assert len({e.lower() for e in EXPS}) == len(EXPS)
     assert {"demo", "vit_g", "vit_bigg", "vit_e", "vit_22b"} <= set(EXPS)
-    assert not [e for e in EXPS if e.startswith("_")]  # recipes live in recipe/, not among the experiments
+
+
+@pytest.mark.parametrize("exp", VITS)
+def test_vit_experiments_differ_only_in_name_size_and_strategy(exp):
+    cfg, base = (OmegaConf.to_container(composed("train", f"+exp={name}")) for name in (exp, "vit_b"))
+    assert (cfg["name"], cfg["model"]["size"]) == (exp, exp.removeprefix("vit_"))
+    for c in (cfg, base):
+        del c["name"], c["strategy"], c["model"]["size"]
+    assert cfg == base
 
 
 def test_random_probe_backbone_is_the_demo_encoder():
-    demo = compose("train", ["+exp=demo"])
-    probe = compose("probe", [])
+    demo = composed("train", "+exp=demo")
+    probe = composed("probe")
     assert encoder_config(probe.random_backbone) == encoder_config(demo.model)
-    changed = compose("probe", ["random_backbone.depth=2"])
+    changed = composed("probe", "random_backbone.depth=2")
     assert encoder_config(changed.random_backbone).depth == 2
 
 
 def test_trainer_group_holds_only_trainer_arguments():
-    cfg = compose("train", [])
+    cfg = composed("train")
     managed = {"self", "strategy", "callbacks", "logger", "plugins", "default_root_dir"}
     arguments = set(inspect.signature(L.Trainer.__init__).parameters) - managed
     assert set(cfg.trainer) <= arguments, set(cfg.trainer) - arguments
-    extra = compose("train", ["+trainer.max_time=00:01:00:00"])
+    extra = composed("train", "+trainer.max_time=00:01:00:00")
     assert extra.trainer.max_time == "00:01:00:00"
 
 
-@pytest.mark.parametrize("config_name", ["train", "probe"])
-def test_the_configs_live_inside_the_package(config_name):
+@pytest.mark.parametrize("config_name", ["train", "probe", "study"])
+def test_the_primary_configs_live_in_the_package_folder(config_name):
+    assert Path(CONFIG_DIR) == Path(fourd.__file__).resolve().parent / "conf"
     assert (Path(CONFIG_DIR) / f"{config_name}.yaml").is_file()
-    assert Path(CONFIG_DIR).parent.name == "fourd"
 
 
 def test_data_world_pretrains_on_the_videos_of_the_probes_world(tmp_path):
@@ -86,7 +97,7 @@ PAPER_GEOMETRY = {"num_frames": 16, "height": 224, "width": 224, "num_points": 6
 
 @pytest.mark.parametrize("probe_exp", PROBE_EXPS)
 def test_every_paper_probe_composes_and_builds_on_meta(probe_exp):
-    cfg = compose("probe", [f"+probe_exp={probe_exp}", "backbone=random"])
+    cfg = composed("probe", f"+probe_exp={probe_exp}", "backbone=random")
     heads = PAPER_READOUT_HEADS.get(probe_exp, 16)
     assert (cfg.readout.width, cfg.readout.heads, cfg.readout.readout_depth) == (1024, heads, 0.95)
     assert (cfg.probe_data.test.num_frames, cfg.probe_data.test.size) == (16, 224)
@@ -140,7 +151,7 @@ READER_PROBE_DATA = sorted(p.stem for p in (Path(CONFIG_DIR) / "probe_data").glo
 def test_clip_settings_of_every_reader_group_sit_at_its_top_and_reach_both_splits(name):
     """probe_data.num_frames, size, stride and num_points or num_objects: one setting for train and test alike (the
     world's are its generator's, under probe_data.world)."""
-    cfg = compose("probe", [f"probe_data={name}", "probe_data.num_frames=5", "probe_data.size=40"])
+    cfg = composed("probe", f"probe_data={name}", "probe_data.num_frames=5", "probe_data.size=40")
     assert ("stride" in cfg.probe_data) == (name != "kubric_davis")  # Kubric and TAP-Vid records have no frame rate
     shared = [key for key in ("stride", "num_points", "num_objects") if key in cfg.probe_data]
     for key in shared:

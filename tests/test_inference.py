@@ -16,7 +16,7 @@ from fourd.inference import feature_file_name, padded_windows
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 from fourd.official import convert_official
 from fourd.viz import colorize
-from fourd.weights import save_encoder
+from tests.helpers.encoders import save_encoder
 from tests.helpers.videos import write_broken_video, write_test_video
 
 

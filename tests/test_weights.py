@@ -14,10 +14,10 @@ from fourd.weights import (
     load_encoder,
     load_state_strict,
     read_weights,
-    save_encoder,
     save_weights,
     strip_wrapper_prefixes,
 )
+from tests.helpers.encoders import save_encoder
 
 CONFIG = ViTConfig(width=32, depth=2, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)
 

@@ -5,25 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
+from hydra.core.plugins import Plugins
 from omegaconf import DictConfig, OmegaConf
 
+from fourd.conf.search_path import PACKAGED_DIR, UserConfigs
 from fourd.errors import ConfigError
 
 if TYPE_CHECKING:  # imported where a config is built: the Hydra mains need CONFIG_DIR, not torch
     from fourd.models.mae import MAEConfig
     from fourd.models.vit import ViTConfig
 
-CONFIG_DIR = str(Path(__file__).resolve().parent)
+CONFIG_DIR = str(PACKAGED_DIR)
+Plugins.instance().register(UserConfigs)  # conf/ or FOURD_CONF searched before CONFIG_DIR (search_path.py)
 
 
 def compose(config_name: str, overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:
-    """The config `python -m fourd.<config_name> OVERRIDES...` runs with (`train` or `probe`); Hydra's own
-    settings (run dir, launcher) only with `return_hydra_config`."""
+    """The config `python -m fourd.<config_name> OVERRIDES...` runs with (`train` or `probe`), the user's `conf/`
+    searched first; Hydra's own settings (run dir, launcher) only with `return_hydra_config`."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 

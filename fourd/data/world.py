@@ -185,11 +185,6 @@ def generate_world(
     return root
 
 
-def ensure_world(root: str | Path, config: WorldConfig, splits: Mapping[str, int] = DEFAULT_SPLITS) -> Path:
-    """The 4D world at ``root`` for ``config``, generated first if missing or stale."""
-    return generate_world(root, config, splits)
-
-
 def world_split(
     root: str | Path, split: str, world: Mapping[str, Any], splits: Mapping[str, int] = DEFAULT_SPLITS
 ) -> WorldDataset:
@@ -198,7 +193,7 @@ def world_split(
     config = WorldConfig(**world)
     folder = Path(root) / f"world_{content_key(**asdict(config))}"
     with file_lock(folder.with_name(f".{folder.name}.lock")):  # runs sharing a cache generate it once
-        return WorldDataset(ensure_world(folder, config, dict(splits)), split)
+        return WorldDataset(generate_world(folder, config, dict(splits)), split)
 
 
 class WorldDataset(Dataset):

@@ -36,7 +36,7 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = tor
     """Turn 'auto' into the fastest backend usable on `device`; reject unknown or unusable choices.
 
     On CPU in bf16/fp16 'auto' takes the explicit product, which beats SDPA's CPU flash kernel there
-    (README, Performance).
+    (docs/performance.md).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; choose one of {BACKENDS}")

@@ -224,7 +224,7 @@ class MaskedAutoencoder(nn.Module):
 
     def compile_for_training(self, per_block: bool = False) -> None:
         """torch.compile the training forward: the whole model, so that the gathers, embeddings and loss fuse
-        around the blocks, or block by block, the units that FSDP2 shards (README, Performance)."""
+        around the blocks, or block by block, the units that FSDP2 shards (docs/performance.md)."""
         if per_block:
             for block in self.blocks:
                 block.compile()

@@ -266,11 +266,6 @@ class SpaceTimeViT(BlockStack):
         return feats
 
 
-def build_encoder(size: str = "b", **overrides: Any) -> SpaceTimeViT:
-    """Encoder of a registry size with any ViTConfig field overridden (None means keep)."""
-    return SpaceTimeViT(ViTConfig.from_size(size, **overrides))
-
-
 def count_parameters(module: nn.Module) -> int:
     """Number of parameter scalars (works on the meta device)."""
     return sum(p.numel() for p in module.parameters())

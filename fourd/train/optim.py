@@ -53,7 +53,7 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_names: set[str]
 
 
 def build_adamw(model: nn.Module, config: OptimConfig, lr: float, no_decay_names: set[str]) -> torch.optim.AdamW:
-    """AdamW over `param_groups`; the fused kernel by default, also on CPU (README, Performance)."""
+    """AdamW over `param_groups`; the fused kernel by default, also on CPU (docs/performance.md)."""
     fused = config.fused if config.fused is not None else next(model.parameters()).device.type in FUSED_DEVICES
     return torch.optim.AdamW(
         param_groups(model, config.weight_decay, no_decay_names), lr=lr, betas=tuple(config.betas), fused=fused

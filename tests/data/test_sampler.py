@@ -23,9 +23,18 @@ def test_ranks_share_out_one_permutation_per_epoch():
     indices = [k.index for keys in ranks for k in keys]
     assert sorted(indices) == list(range(22))
     assert [k.position for k in ranks[0]] == list(range(11)) and {k.epoch for k in ranks[0]} == {0}
-    sampler = ResumableSampler(RandomItems(), seed=3)
-    sampler.set_epoch(1)
-    assert [k.index for k in sampler] != sorted(k.index for k in sampler)  # shuffled, and differently per epoch
+
+
+def test_each_epoch_is_shuffled_differently_and_the_same_for_the_same_seed():
+    def order(seed: int, epoch: int) -> list[int]:
+        sampler = ResumableSampler(RandomItems(), seed=seed)
+        sampler.set_epoch(epoch)
+        return [k.index for k in sampler]
+
+    first, second = order(3, 0), order(3, 1)
+    assert sorted(first) == sorted(second) == list(range(22))
+    assert first != list(range(22)) and first != second  # shuffled, and differently per epoch
+    assert order(3, 1) == second and order(4, 1) != second  # a function of (seed, epoch) alone
 
 
 def test_resume_continues_the_epoch_and_rolls_over_when_no_full_batch_is_left():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fourd.models.sizes import OFFICIAL_NAMES, VIT_SIZES, resolve_size
-from fourd.models.vit import SpaceTimeViT, ViTConfig, build_encoder, count_parameters, patchify
+from fourd.models.vit import SpaceTimeViT, ViTConfig, count_parameters, patchify
 
 
 def tiny(**kw) -> SpaceTimeViT:
@@ -34,7 +34,7 @@ def test_registry_matches_official_sizes(fixtures_dir):
 @pytest.mark.parametrize("size,expected", [("b", 87_439_104), ("e", 3_809_464_064)])
 def test_parameter_counts_match_released_checkpoints(size, expected, fixtures_dir):
     with torch.device("meta"):
-        encoder = build_encoder(size)
+        encoder = SpaceTimeViT(ViTConfig.from_size(size))
     assert count_parameters(encoder) == expected
     keys = json.loads((fixtures_dir / "r4d_keys_e.json").read_text())
     if size == "e":

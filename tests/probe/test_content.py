@@ -15,7 +15,7 @@ def test_ridge_recovers_a_linear_map_and_its_bias():
     torch.testing.assert_close(fitted, torch.cat([weights, bias[None]]), atol=1e-3, rtol=0)
 
 
-def test_depth_in_a_video_that_shows_it_is_found_and_the_pose_in_features_that_hold_it(tmp_path):
+def test_depth_in_a_video_that_shows_it_is_found_by_the_patch_ridge(tmp_path):
     cfg = compose_probe(tmp_path, "probe=depth", "backbone=pixels")
     backbone = load_backbone("pixels", {})
     splits, num_classes, identity = probe_run.probe_splits(cfg)

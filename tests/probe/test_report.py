@@ -5,10 +5,10 @@ import logging
 
 import pytest
 
-from fourd.conf import compose
 from fourd.probe.report import ResultsError, margins_table, markdown_table, read_results, write_report
 from fourd.probe.run import append_result, protocol_key
 from fourd.report import main as report_main
+from tests.helpers.configs import composed
 
 
 def record(seed: int, abs_rel: float, backbone: str = "random") -> dict:
@@ -87,7 +87,7 @@ def test_the_report_writes_into_its_own_folder_but_not_over_other_files(tmp_path
 
 def pixels_on_world(world_seed: int, seed: int, abs_rel: float) -> dict:
     """A pixels depth result as fourd.probe records it on the 4D world of `world_seed`."""
-    cfg = compose("probe", ["backbone=pixels", f"seed={seed}", f"probe_data.world.seed={world_seed}"])
+    cfg = composed("probe", "backbone=pixels", f"seed={seed}", f"probe_data.world.seed={world_seed}")
     return {**record(seed, abs_rel, "pixels"), "data": "world", "protocol": protocol_key(cfg)}
 
 

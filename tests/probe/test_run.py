@@ -17,6 +17,7 @@ from fourd.probe.features import stack_targets
 from fourd.probe.run import probe, protocol_key
 from fourd.report import main as report_main
 from tests.helpers import REPO, assert_quiet
+from tests.helpers.configs import composed
 from tests.helpers.scannet import write_scannet_scene
 
 TINY = [
@@ -160,7 +161,7 @@ def test_backbone_must_exist(tmp_path):
 @pytest.mark.slow
 def test_multirun_sweep_and_report(tmp_path):
     from fourd.models.vit import SpaceTimeViT, ViTConfig
-    from fourd.weights import save_encoder
+    from tests.helpers.encoders import save_encoder
 
     encoder = save_encoder(
         tmp_path / "wide" / "encoder.safetensors",
@@ -228,7 +229,7 @@ def test_probe_on_a_real_format_dataset(tmp_path):
 
 def test_a_backbone_with_nan_weights_is_refused_in_one_line(tmp_path):
     from fourd.models.vit import SpaceTimeViT, ViTConfig
-    from fourd.weights import save_encoder
+    from tests.helpers.encoders import save_encoder
 
     encoder = SpaceTimeViT(
         ViTConfig(width=32, depth=2, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)
@@ -261,7 +262,7 @@ def test_a_backbone_with_nan_weights_is_refused_in_one_line(tmp_path):
 def test_an_impossible_random_backbone_is_named_by_its_key():
     from fourd.errors import ConfigError
 
-    cfg = compose("probe", ["random_backbone.depth=0"])
+    cfg = composed("probe", "random_backbone.depth=0")
     with pytest.raises(ConfigError, match="^random_backbone: encoder sizes must be positive .* got depth=0"):
         load_backbone("random", cfg.random_backbone)
 

@@ -20,9 +20,9 @@ import torch
 
 from fourd.errors import PREEMPTED_EXIT_CODE
 from fourd.train.checkpoints import list_checkpoints
-from fourd.train.logs import read_metric
 from fourd.train.nonfinite import NonFiniteLossError
 from tests.helpers import REPO
+from tests.helpers.logs import read_metric
 from tests.helpers.videos import write_broken_video, write_test_video
 
 STEPS = 10

@@ -15,12 +15,13 @@ from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy
 from torch import nn
 
-from fourd.conf import CONFIG_DIR, compose
+from fourd.conf import CONFIG_DIR
 from fourd.devices import cluster_environment
 from fourd.train.optim import OptimConfig, build_adamw
 from fourd.train.parallelize import FSDP2Strategy, FSDPConfig, precision_policies
 from fourd.train.precision import ClippingMixedPrecision, bf16_gpu
 from fourd.train.run import trainer_arguments
+from tests.helpers.configs import composed
 
 RECIPES = sorted(p.stem for p in (Path(CONFIG_DIR) / "exp").glob("vit_*.yaml"))  # demo is the CPU recipe
 SLURM = {"SLURM_NTASKS": "4", "SLURM_JOB_NAME": "fourd-train", "SLURM_PROCID": "2", "SLURM_LOCALID": "2"}
@@ -72,7 +73,7 @@ class OneStep(L.LightningModule):
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_a_recipe_on_a_gpu_node_steps_once_with_its_precision_clipping_and_fused_adamw(gpu_node, tmp_path, recipe):
-    cfg = compose("train", [f"+exp={recipe}"])
+    cfg = composed("train", f"+exp={recipe}")
     arguments = trainer_arguments(cfg, tmp_path, tokens_per_clip=8)
     precision = plugin_of(arguments, Precision)
     assert isinstance(precision, MixedPrecision) and precision.precision == "bf16-mixed"
@@ -145,7 +146,7 @@ def environment(arguments: dict) -> ClusterEnvironment:
 def test_ranks_come_from_the_launcher_that_started_the_process(gpu_node, tmp_path, variables, kind, rank, world):
     for name, value in variables.items():
         gpu_node.setenv(name, value)
-    arguments = trainer_arguments(compose("train", ["+exp=vit_e"]), tmp_path, tokens_per_clip=8)
+    arguments = trainer_arguments(composed("train", "+exp=vit_e"), tmp_path, tokens_per_clip=8)
     chosen = environment(arguments)
     assert type(chosen) is kind
     assert (chosen.global_rank(), chosen.world_size()) == (rank, world)
@@ -187,7 +188,7 @@ def test_fsdp_keeps_the_video_and_its_targets_in_fp32_under_bf16_parameters(tmp_
     from fourd.conf import mae_config
     from fourd.models.mae import MaskedAutoencoder
 
-    model = MaskedAutoencoder(mae_config(compose("train", ["+exp=demo"]).model))
+    model = MaskedAutoencoder(mae_config(composed("train", "+exp=demo").model))
     seen = []
     targets = model.targets
     monkeypatch.setattr(model, "targets", lambda tubelets: seen.append(tubelets.dtype) or targets(tubelets))

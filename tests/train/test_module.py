@@ -3,8 +3,9 @@ from __future__ import annotations
 import lightning as L
 from omegaconf import OmegaConf
 
-from fourd.conf import compose, mae_config
+from fourd.conf import mae_config
 from fourd.train.module import TrainModule, skip_summary
+from tests.helpers.configs import composed
 
 
 def test_skip_summary_counts_distinct_videos_in_one_line():
@@ -14,7 +15,7 @@ def test_skip_summary_counts_distinct_videos_in_one_line():
 
 
 def demo_module() -> TrainModule:
-    cfg = compose("train", ["+exp=demo"])
+    cfg = composed("train", "+exp=demo")
     module = TrainModule(mae_config(cfg.model).to_dict(), OmegaConf.to_container(cfg.optimizer, resolve=True))
     module.trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     return module

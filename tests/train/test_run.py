@@ -12,9 +12,10 @@ import pytest
 
 from fourd.conf import compose
 from fourd.train.checkpoints import RollingCheckpoint, latest_checkpoint
-from fourd.train.logs import read_metric
 from fourd.weights import load_encoder
 from tests.helpers import REPO, assert_quiet
+from tests.helpers.configs import composed
+from tests.helpers.logs import read_metric
 
 TINY = [
     "data.batch_size=4",
@@ -162,7 +163,7 @@ def test_enable_checkpointing_switches_the_checkpoint_callback(tmp_path, enabled
 
     from fourd.train.run import build_trainer
 
-    cfg = compose("train", ["+exp=demo", f"trainer.enable_checkpointing={enabled}"])
+    cfg = composed("train", "+exp=demo", f"trainer.enable_checkpointing={enabled}")
     trainer = build_trainer(cfg, tmp_path, tokens_per_clip=256)
     assert any(isinstance(c, RollingCheckpoint) for c in trainer.callbacks) == enabled
     assert not any(isinstance(c, ModelCheckpoint) for c in trainer.callbacks)  # Lightning adds none of its own

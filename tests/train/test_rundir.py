@@ -6,13 +6,13 @@ import sys
 
 from omegaconf import OmegaConf
 
-from fourd.conf import compose
 from fourd.train.rundir import CONFIG_RECORD, locked_run_dir, record_config
 from tests.helpers import REPO
+from tests.helpers.configs import composed
 
 
 def test_a_second_run_into_a_held_directory_stops_and_leaves_the_first_ones_files(tmp_path):
-    first = compose("train", ["+exp=demo", "seed=7"])
+    first = composed("train", "+exp=demo", "seed=7")
     env = {k: v for k, v in os.environ.items() if k not in ("FOURD_TRACEBACK", "HYDRA_FULL_ERROR")}
     cmd = [sys.executable, "-m", "fourd.train", "+exp=demo", "dry_run=true", f"hydra.run.dir={tmp_path}", "seed=9"]
     with locked_run_dir(tmp_path):

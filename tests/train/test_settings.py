@@ -2,9 +2,9 @@
 
 import pytest
 
-from fourd.conf import compose
 from fourd.errors import ConfigError
 from fourd.train.settings import check_settings
+from tests.helpers.configs import composed
 
 
 @pytest.mark.parametrize(
@@ -21,10 +21,10 @@ from fourd.train.settings import check_settings
 )
 def test_bad_settings_are_named(override, message):
     with pytest.raises(ConfigError) as error:
-        check_settings(compose("train", ["+exp=demo", override]))
+        check_settings(composed("train", "+exp=demo", override))
     assert str(error.value).startswith(message)
 
 
 @pytest.mark.parametrize("override", ["trainer.max_steps=-1", "trainer.devices=2", "trainer.devices=[0,1]"])
 def test_good_settings_pass(override):
-    check_settings(compose("train", ["+exp=demo", override]))
+    check_settings(composed("train", "+exp=demo", override))

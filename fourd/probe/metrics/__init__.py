@@ -6,13 +6,12 @@ classification accuracy; plus the torch 6-D rotation representation the pose pro
 
 from fourd.probe.metrics.boxes import box_iou, box_tracking_metrics
 from fourd.probe.metrics.classification import multi_clip_accuracy, top1_accuracy
-from fourd.probe.metrics.depth import align_depth_scale, depth_metrics
+from fourd.probe.metrics.depth import depth_metrics
 from fourd.probe.metrics.pose import pose_metrics, relative_poses
 from fourd.probe.metrics.rotation import matrix_to_rotation_6d, rotation_6d_to_matrix
 from fourd.probe.metrics.tapvid import rescale_query_points, rescale_tracks, tapvid_metrics
 
 __all__ = [
-    "align_depth_scale",
     "box_iou",
     "box_tracking_metrics",
     "depth_metrics",

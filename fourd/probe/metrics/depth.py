@@ -1,4 +1,4 @@
-"""Depth metrics (standard Eigen definitions) and per-image least-squares scale/shift alignment."""
+"""Depth metrics (standard Eigen definitions)."""
 
 from __future__ import annotations
 
@@ -43,26 +43,3 @@ def depth_metrics(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None
         metrics[f"delta{k}"] = image_mean(ratio < 1.25**k)
     metrics["rmse"] = np.sqrt(image_mean((pred - gt) ** 2))
     return {name: float(values.mean()) for name, values in metrics.items()}
-
-
-def align_depth_scale(
-    pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None, shift: bool = False
-) -> np.ndarray:
-    """Per-image least-squares fit of ``s * pred`` (``s * pred + b`` with ``shift``) to ``gt``; returns it.
-
-    The fit uses the same valid pixels as :func:`depth_metrics`. Where the scale is undetermined (no valid
-    pixel, an all-zero prediction, or with ``shift`` a constant one) it is 1; the shift then matches the means.
-    Returns a float64 array of ``pred``'s shape.
-    """
-    shape = np.shape(pred)
-    pred, gt, mask = _prepare(pred, gt, valid)
-    p, g = np.where(mask, pred, 0.0), np.where(mask, gt, 0.0)
-    if shift:
-        n = np.maximum(mask.sum(axis=1), 1)
-        p_mean, g_mean = p.sum(axis=1) / n, g.sum(axis=1) / n
-        p = np.where(mask, p - p_mean[:, None], 0.0)
-        g = np.where(mask, g - g_mean[:, None], 0.0)
-    den = (p * p).sum(axis=1)
-    scale = np.divide((p * g).sum(axis=1), den, out=np.ones_like(den), where=den > 0)
-    offset = g_mean - scale * p_mean if shift else np.zeros_like(scale)
-    return (scale[:, None] * pred + offset[:, None]).reshape(shape)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fourd.probe.metrics import align_depth_scale, depth_metrics
+from fourd.probe.metrics import depth_metrics
 
 
 def test_perfect_prediction_is_ideal() -> None:
@@ -46,19 +46,3 @@ def test_explicit_valid_mask_and_all_invalid() -> None:
         depth_metrics(pred, gt, np.zeros_like(valid))
     with pytest.raises(ValueError, match="no valid"):
         depth_metrics(pred, np.zeros_like(gt))
-
-
-def test_align_scale_hand_computed() -> None:
-    pred = np.array([[1.0, 2.0, 9.0]])
-    gt = np.array([[2.0, 2.0, 0.0]])  # third pixel invalid: ignored by the fit, still rescaled
-    np.testing.assert_allclose(align_depth_scale(pred, gt), [[1.2, 2.4, 10.8]])  # s = (2 + 4) / (1 + 4)
-
-
-def test_align_recovers_per_image_scale_and_shift() -> None:
-    gt = np.random.default_rng(1).uniform(1.0, 5.0, size=(2, 4, 4))
-    scaled = gt / np.array([2.0, 0.25])[:, None, None]
-    np.testing.assert_allclose(align_depth_scale(scaled, gt), gt)
-    affine = 3.0 * gt - 1.0
-    np.testing.assert_allclose(align_depth_scale(affine, gt, shift=True), gt)
-    assert depth_metrics(align_depth_scale(affine, gt, shift=True), gt)["abs_rel"] == pytest.approx(0.0, abs=1e-12)
-    assert depth_metrics(affine, gt)["abs_rel"] > 0.5
