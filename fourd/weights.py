@@ -106,6 +106,27 @@ def load_state_strict(module: nn.Module, state: Mapping[str, Any], source: str, 
         module.load_state_dict(state, strict=True)
 
 
+def model_description(path: str | Path, metadata: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+    """(kind, config) that a fourd file's metadata gives."""
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise CheckpointError(f"{path} has no fourd metadata (format/config); convert official .npz files first")
+    return metadata.get("kind", "encoder"), json.loads(metadata["config"])
+
+
+def encoder_config_of(path: str | Path) -> ViTConfig:
+    """The config of the encoder a fourd file holds, from its metadata alone (no tensor is read)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
+    kind, config = model_description(path, metadata)
+    try:
+        return ViTConfig.from_dict(config if kind == "encoder" else config["encoder"])
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path}: the config in its metadata is invalid: {err}") from err
+
+
 def build_model(kind: str, config: dict[str, Any]) -> Model:
     """The model a file's metadata describes: kind 'encoder', 'depth' or 'mae'."""
     if kind not in MODELS:
@@ -125,9 +146,7 @@ def load(path: str | Path, **encoder_overrides: Any) -> Model:
     non_finite = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
     if non_finite:
         raise CheckpointError(f"{path} holds nan or inf in {len(non_finite)} tensors: {first_few(non_finite, 8)}")
-    if metadata.get("format") != FORMAT or "config" not in metadata:
-        raise CheckpointError(f"{path} has no fourd metadata (format/config); convert official .npz files first")
-    kind, config = metadata.get("kind", "encoder"), json.loads(metadata["config"])
+    kind, config = model_description(path, metadata)
     if encoder_overrides:
         if kind == "encoder":
             config = {**config, **encoder_overrides}

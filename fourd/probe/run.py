@@ -308,11 +308,14 @@ def best_head(task: ProbeTask, val_metrics: list[dict[str, float]]) -> int:
     return values.index(max(values) if higher else min(values))
 
 
-def picture_batch(clips: Dataset, featurize: FrozenFeatures | None) -> dict[str, Any]:
-    """The first clips a picture shows, with their features where a head reads them (computed on every rank: a
-    sharded backbone needs them all)."""
-    batch = next(iter(DataLoader(Subset(clips, range(min(PICTURE_CLIPS, len(clips)))), batch_size=PICTURE_CLIPS)))
-    if featurize is not None:
+def picture_batch(clips: Dataset, featurize: FrozenFeatures | None, stored: Dataset | None = None) -> dict[str, Any]:
+    """The first clips a picture shows, with their features where a head reads them: read from `stored` (the
+    split's cached features), else computed (on every rank: a sharded backbone needs them all)."""
+    shown = range(min(PICTURE_CLIPS, len(clips)))
+    batch = next(iter(DataLoader(Subset(clips, shown), batch_size=PICTURE_CLIPS)))
+    if stored is not None:
+        batch["features"] = torch.stack([stored[i]["features"] for i in shown])
+    elif featurize is not None:
         batch["features"] = featurize(batch).cpu()
         featurize.done()
     return batch
@@ -415,7 +418,8 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     log.info(f"{task.name} probe of {backbone.name} (seed {cfg.seed}): {json.dumps(metrics)}")
     pictures = {}  # name: (what it shows, its batch)
     if cfg.pictures:
-        pictures[task.name] = ("picture", picture_batch(splits["test"], featurize))
+        stored = data["test"] if backbone.reads_video and cfg.cache_features else None
+        pictures[task.name] = ("picture", picture_batch(splits["test"], featurize, stored))
         if isinstance(inputs["train"], AugmentedSplit):  # what the heads were trained on: clips and targets alike
             shown = [inputs["train"][SampleKey(0, i, i)] for i in range(min(PICTURE_CLIPS, len(inputs["train"])))]
             pictures[f"{task.name}_augmented"] = ("picture of augmented train clips", picture_batch(shown, featurize))

@@ -376,3 +376,19 @@ def test_the_protocol_names_what_was_measured_but_not_the_seed_or_backbone(tmp_p
     ]
     keys = {protocol_key(compose_probe(tmp_path, override)) for override in other}
     assert len(keys) == len(other) and key not in keys
+
+
+def test_a_probe_on_cached_features_never_loads_the_backbone(tmp_path, monkeypatch):
+    """Seeds and sweeps on a cached backbone read its features (picture included): the weights stay on disk."""
+    from fourd.models.vit import SpaceTimeViT, ViTConfig
+    from fourd.probe.backbones import native
+    from tests.helpers.encoders import save_encoder
+
+    config = ViTConfig(width=32, depth=2, heads=2, mlp=64, patch_size=(2, 8, 8), num_frames=4, image_size=32)
+    encoder = save_encoder(tmp_path / "encoder.safetensors", SpaceTimeViT(config))
+    cfg = compose_probe(tmp_path, f"backbone={encoder}", "pictures=true")
+    first = probe(cfg, tmp_path / "first")
+    loads = []
+    monkeypatch.setattr(native, "load_encoder", lambda path: loads.append(path))  # None: any use would fail
+    assert probe(cfg, tmp_path / "second") == first
+    assert loads == [] and (tmp_path / "second" / "depth.png").exists()

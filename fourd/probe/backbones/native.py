@@ -4,7 +4,7 @@ see `ProbeTask.fit_prior`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,9 @@ from einops import rearrange
 
 from fourd.conf import encoder_config
 from fourd.models.readout import encoder_to_readout
-from fourd.models.vit import SpaceTimeViT, patchify, tubelet_grid
+from fourd.models.vit import SpaceTimeViT, ViTConfig, count_parameters, patchify, tubelet_grid
 from fourd.probe.backbones.base import Backbone, BackboneError, as_float_video, file_identity
-from fourd.weights import CheckpointError, load_encoder
+from fourd.weights import CheckpointError, encoder_config_of, load_encoder
 
 PIXEL_PATCH = (2, 8, 8)  # the tubelets of `pixels`: the demo encoder's patch size
 
@@ -60,18 +60,37 @@ class PixelsBackbone(Backbone):
 class EncoderBackbone(Backbone):
     """A fourd space-time ViT: its layer at `readout_depth`, one row per token time. Unlike the official
     readout's input, not resized to T frames: a copy of each token would double the probes' cost and add
-    nothing to read."""
+    nothing to read.
 
-    def __init__(self, name: str, identity: str, encoder: SpaceTimeViT) -> None:
-        super().__init__(name, identity, encoder)
-        self.encoder = encoder
+    The weights are loaded (`load`) at their first use: a probe whose features are all cached never loads them.
+    """
+
+    def __init__(self, name: str, identity: str, config: ViTConfig, load: Callable[[], SpaceTimeViT]) -> None:
+        super().__init__(name, identity)
+        self.config, self.load = config, load
+        self.device = torch.device("cpu")
+
+    @property
+    def encoder(self) -> SpaceTimeViT:
+        if self.module is None:
+            self.module = self.load().eval().to(self.device)
+        return self.module
+
+    @property
+    def params(self) -> int:
+        with torch.device("meta"):
+            return count_parameters(SpaceTimeViT(self.config))
 
     @property
     def width(self) -> int:
-        return self.encoder.config.width
+        return self.config.width
 
     def token_grid(self, clip_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-        return tubelet_grid(clip_shape, self.encoder.config.patch_size)
+        return tubelet_grid(clip_shape, self.config.patch_size)
+
+    def to(self, device: torch.device | str) -> EncoderBackbone:
+        self.device = torch.device(device)
+        return super().to(device)
 
     @torch.no_grad()
     def features(self, video: torch.Tensor, readout_depth: float) -> torch.Tensor:
@@ -81,18 +100,30 @@ class EncoderBackbone(Backbone):
 
 def random_backbone(random_arch: Mapping[str, Any], seed: int) -> EncoderBackbone:
     """A freshly initialised encoder of `random_arch` (a `model` config group), drawn from `seed`."""
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    encoder = SpaceTimeViT(encoder_config(random_arch, "random_backbone"))
-    torch.random.set_rng_state(generator_state)
-    return EncoderBackbone("random", f"random:{seed}:{sorted(encoder.config.to_dict().items())}", encoder)
+    config = encoder_config(random_arch, "random_backbone")
+
+    def draw() -> SpaceTimeViT:
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        encoder = SpaceTimeViT(config)
+        torch.random.set_rng_state(generator_state)
+        return encoder
+
+    return EncoderBackbone("random", f"random:{seed}:{sorted(config.to_dict().items())}", config, draw)
 
 
 def file_backbone(spec: str) -> EncoderBackbone:
-    """The encoder of a fourd safetensors file."""
+    """The encoder of a fourd safetensors file (its config read now, its weights at first use)."""
     path = Path(spec)
+
+    def read() -> SpaceTimeViT:
+        try:
+            return load_encoder(path)
+        except CheckpointError as err:
+            raise BackboneError(f"backbone {spec!r}: {err}") from err
+
     try:
-        encoder = load_encoder(path)
+        config = encoder_config_of(path)
     except CheckpointError as err:
         raise BackboneError(f"backbone {spec!r}: {err}") from err
-    return EncoderBackbone(spec, file_identity(path), encoder)
+    return EncoderBackbone(spec, file_identity(path), config, read)
