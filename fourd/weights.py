@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +67,20 @@ def conversion_hint(path: Path) -> str | None:
     return None
 
 
-def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file; a clear error for missing, corrupt or other-format files."""
+def weights_file(path: str | Path) -> Path:
+    """`path` if it is a file that may be safetensors; a clear error for a missing or other-format one."""
     path = Path(path)
     hint = conversion_hint(path) if path.exists() else None
     if hint is not None:
         raise CheckpointError(f"{path} is not a safetensors file but {hint}")
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
+    return path
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; a clear error for missing, corrupt or other-format files."""
+    path = weights_file(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
@@ -113,20 +119,6 @@ def model_description(path: str | Path, metadata: Mapping[str, str]) -> tuple[st
     return metadata.get("kind", "encoder"), json.loads(metadata["config"])
 
 
-def encoder_config_of(path: str | Path) -> ViTConfig:
-    """The config of the encoder a fourd file holds, from its metadata alone (no tensor is read)."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
-    kind, config = model_description(path, metadata)
-    try:
-        return ViTConfig.from_dict(config if kind == "encoder" else config["encoder"])
-    except (TypeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{path}: the config in its metadata is invalid: {err}") from err
-
-
 def build_model(kind: str, config: dict[str, Any]) -> Model:
     """The model a file's metadata describes: kind 'encoder', 'depth' or 'mae'."""
     if kind not in MODELS:
@@ -143,21 +135,47 @@ def load(path: str | Path, **encoder_overrides: Any) -> Model:
     e.g. attn_backend="reference".
     """
     state, metadata = read_weights(path)
-    non_finite = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
-    if non_finite:
-        raise CheckpointError(f"{path} holds nan or inf in {len(non_finite)} tensors: {first_few(non_finite, 8)}")
+    refuse_non_finite(path, state.items())
     kind, config = model_description(path, metadata)
     if encoder_overrides:
         if kind == "encoder":
             config = {**config, **encoder_overrides}
         else:
             config["encoder"] = {**config["encoder"], **encoder_overrides}
-    try:
-        model = build_model(kind, config)
-    except (TypeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{path}: the config in its metadata is invalid: {err}") from err
+    model = described_model(path, kind, config)
     load_state_strict(model, state, str(path))
     return model.eval()
+
+
+def checked_encoder_config(path: str | Path) -> ViTConfig:
+    """The config of the encoder a fourd file holds, after every check `load` makes (metadata, keys, shapes,
+    finite values), reading one tensor at a time and keeping none."""
+    path = weights_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+            refuse_non_finite(path, ((k, f.get_tensor(k)) for k in f.keys()))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
+    with torch.device("meta"):
+        model = described_model(path, *model_description(path, metadata))
+        load_state_strict(model, {k: torch.empty(s) for k, s in shapes.items()}, str(path), check_only=True)
+    return (model if isinstance(model, SpaceTimeViT) else model.encoder).config
+
+
+def refuse_non_finite(path: str | Path, tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    non_finite = sorted(k for k, v in tensors if v.is_floating_point() and not torch.isfinite(v).all())
+    if non_finite:
+        raise CheckpointError(f"{path} holds nan or inf in {len(non_finite)} tensors: {first_few(non_finite, 8)}")
+
+
+def described_model(path: str | Path, kind: str, config: dict[str, Any]) -> Model:
+    """The model a file's (kind, config) describes, or a CheckpointError naming the file."""
+    try:
+        return build_model(kind, config)
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path}: the config in its metadata is invalid: {err}") from err
 
 
 def load_encoder(path: str | Path, **encoder_overrides: Any) -> SpaceTimeViT:

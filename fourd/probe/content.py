@@ -151,7 +151,7 @@ def measure(backbone: str, overrides: list[str]) -> dict[str, float]:
     results = {}
     for task_name in ("depth", "points", "pose"):
         cfg = compose("probe", [f"probe={task_name}", f"backbone={backbone}", *overrides])
-        loaded = load_backbone(cfg.backbone, cfg.random_backbone, cfg.seed)
+        loaded = load_backbone(cfg.backbone, cfg.random_backbone, cfg.seed, cfg.readout.readout_depth)
         splits, num_classes, identity = probe_splits(cfg)
         stores = split_stores(cfg, loaded, frozen_features(cfg, loaded, splits["test"]), splits, identity)
         data = {k: v.stacked(features=True) for k, v in stores.items()}

@@ -42,12 +42,12 @@ class FrozenFeatures:
     they matter to a sharded backbone, whose forwards all ranks run together (`LockstepFeatures`).
     """
 
-    def __init__(self, backbone: Backbone, readout_depth: float, device: torch.device) -> None:
-        self.backbone, self.readout_depth, self.device = backbone, readout_depth, device
+    def __init__(self, backbone: Backbone, device: torch.device) -> None:
+        self.backbone, self.device = backbone, device
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, Any]) -> torch.Tensor:
-        return self.backbone.features(batch["video"].to(self.device), self.readout_depth).half()
+        return self.backbone.features(batch["video"].to(self.device)).half()
 
     def wait(self) -> None:
         time.sleep(WAIT_POLL_S)

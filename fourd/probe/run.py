@@ -95,16 +95,15 @@ def frozen_features(cfg: DictConfig, backbone: Backbone, clips: Dataset) -> Froz
     """The backbone placed on the device `accelerator` names (this rank's, under a launcher), or with
     `shard_backbone` sharded over every rank; and the features it computes of clips shaped as `clips`'."""
     device = rank_device(cfg.accelerator)
-    depth = cfg.readout.readout_depth
     if not cfg.shard_backbone:
         backbone.to(device)
-        return FrozenFeatures(backbone, depth, device)
+        return FrozenFeatures(backbone, device)
     world_size = cfg.devices * cfg.num_nodes
     if world_size < 2:
         raise ConfigError("shard_backbone=true shards over devices x num_nodes > 1 processes; this run has one")
     join_process_group(device, world_size)
     shard_backbone(backbone, device)
-    return LockstepFeatures(backbone, depth, tuple(clips[0]["video"].shape), device)
+    return LockstepFeatures(backbone, tuple(clips[0]["video"].shape), device)
 
 
 def split_stores(
@@ -119,7 +118,7 @@ def split_stores(
     features_key = None
     if backbone.reads_video and cfg.cache_features:
         features_key = content_key(
-            backbone=backbone.identity, readout_depth=cfg.readout.readout_depth, data=identity, times="tokens"
+            backbone=backbone.identity, readout_depth=backbone.readout_depth, data=identity, times="tokens"
         )
     targets_key = content_key(data=identity)
     rank, world_size = launched_rank()
@@ -396,7 +395,7 @@ def probe(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     check_settings(cfg)
     quiet_lightning()
     L.seed_everything(cfg.seed, workers=True)
-    backbone = load_backbone(cfg.backbone, cfg.random_backbone, cfg.seed)
+    backbone = load_backbone(cfg.backbone, cfg.random_backbone, cfg.seed, cfg.readout.readout_depth)
     splits, num_classes, identity = probe_splits(cfg)
     if backbone.reads_video and len(splits["train"]) < cfg.train.batch_size:
         raise ConfigError(

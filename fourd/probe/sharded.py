@@ -63,10 +63,8 @@ class LockstepFeatures(FrozenFeatures):
     them computes and whether any has not finished its phase; a rank with nothing to compute then runs the forward
     on a stand-in clip, so every rank gathers the same blocks in the same order."""
 
-    def __init__(
-        self, backbone: EncoderBackbone, readout_depth: float, clip_shape: tuple[int, ...], device: torch.device
-    ) -> None:
-        super().__init__(backbone, readout_depth, device)
+    def __init__(self, backbone: EncoderBackbone, clip_shape: tuple[int, ...], device: torch.device) -> None:
+        super().__init__(backbone, device)
         self.stand_in = {"video": torch.zeros(1, *clip_shape, device=device)}
         self.flag_device = device if dist.get_backend() == "nccl" else torch.device("cpu")
 

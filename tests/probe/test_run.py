@@ -103,7 +103,7 @@ def test_cached_features_equal_features_on_the_fly(tmp_path):
     dataset = WorldDataset(world, "train")
     backbone = load_backbone("random", cfg.random_backbone, cfg.seed)
     stored = load_file(str(chunks[0]))["features"]
-    direct = backbone.features(dataset[3]["video"][None], 0.95)[0]
+    direct = backbone.features(dataset[3]["video"][None])[0]
     torch.testing.assert_close(stored[3].float(), direct, atol=2e-3, rtol=2e-3)  # float16 storage
     targets = stack_targets(dataset, range(3, 4))
     assert "video" not in targets and torch.equal(targets["depth"][0], dataset[3]["depth"])
@@ -111,7 +111,7 @@ def test_cached_features_equal_features_on_the_fly(tmp_path):
 
 def test_pixels_are_the_raw_tubelets():
     video = torch.randint(0, 256, (1, 3, 4, 32, 32), dtype=torch.uint8)
-    features = load_backbone("pixels", {}).features(video, 0.95)
+    features = load_backbone("pixels", {}).features(video)
     assert features.shape == (1, 2, 16, 3 * 2 * 8 * 8)  # 4 frames of 32 x 32: 2 x 4 x 4 tubelets of 2 x 8 x 8
     # token 1 of tubelet time 1 is the patch at row 0, column 1 of frames 2-3; its first value is pixel
     # (c=0, t=2, y=0, x=8)

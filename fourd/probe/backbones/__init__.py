@@ -21,7 +21,16 @@ __all__ = [
 ]
 
 
-def load_backbone(spec: str, random_arch: Mapping[str, Any], seed: int = 0) -> Backbone:
+def load_backbone(
+    spec: str, random_arch: Mapping[str, Any], seed: int = 0, readout_depth: float = Backbone.readout_depth
+) -> Backbone:
+    """The backbone `spec` names, reading its features at `readout_depth`."""
+    backbone = build_backbone(spec, random_arch, seed)
+    backbone.readout_depth = readout_depth
+    return backbone
+
+
+def build_backbone(spec: str, random_arch: Mapping[str, Any], seed: int) -> Backbone:
     """`trivial`, `pixels`, `random` (a freshly initialised encoder of `random_arch`, a `model` config group,
     drawn from `seed`), `hf:<save_pretrained folder>`, `timm:<model name>@<weights file>`, or the path of a
     fourd safetensors file."""

@@ -36,9 +36,11 @@ class Backbone(ABC):
     """What a probe reads: `features(video)` -> (B, t, h*w, D) on the grid `token_grid(T, H, W)`.
 
     `name` is as given on the command line, `identity` what makes its features unique (for the feature cache),
-    `module` the frozen network (None where there is none)."""
+    `module` the frozen network (None where there is none), `readout_depth` the layer its features come from (set
+    once, by `load_backbone`)."""
 
     reads_video = True
+    readout_depth = 0.95
 
     def __init__(self, name: str, identity: str, module: nn.Module | None = None) -> None:
         self.name = name
@@ -59,8 +61,8 @@ class Backbone(ABC):
         """(t, h, w) of the features of a (T, H, W) clip."""
 
     @abstractmethod
-    def features(self, video: torch.Tensor, readout_depth: float) -> torch.Tensor:
-        """(B, C, T, H, W) video (uint8, or float in [0, 1]) -> (B, t, h*w, D)."""
+    def features(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) video (uint8, or float in [0, 1]) -> (B, t, h*w, D) at `readout_depth`."""
 
     def to(self, device: torch.device | str) -> Backbone:
         if self.module is not None:

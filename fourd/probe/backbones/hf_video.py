@@ -90,10 +90,10 @@ class HFVideoBackbone(Backbone):
         return rearrange(video, "b c t h w -> b t c h w")
 
     @torch.no_grad()
-    def features(self, video: torch.Tensor, readout_depth: float) -> torch.Tensor:
+    def features(self, video: torch.Tensor) -> torch.Tensor:
         pixels = self.model_input(video)
         outputs = self.module(**{self.input_name: pixels}, output_hidden_states=True, **self.options)
-        tokens = outputs.hidden_states[block_input_index(self.num_blocks, readout_depth)]
+        tokens = outputs.hidden_states[block_input_index(self.num_blocks, self.readout_depth)]
         t, h, w = self.token_grid(tuple(video.shape[2:]))
         extra = tokens.shape[1] - t * h * w
         if extra < 0:

@@ -15,7 +15,7 @@ from fourd.conf import encoder_config
 from fourd.models.readout import encoder_to_readout
 from fourd.models.vit import SpaceTimeViT, ViTConfig, count_parameters, patchify, tubelet_grid
 from fourd.probe.backbones.base import Backbone, BackboneError, as_float_video, file_identity
-from fourd.weights import CheckpointError, encoder_config_of, load_encoder
+from fourd.weights import CheckpointError, checked_encoder_config, load_encoder
 
 PIXEL_PATCH = (2, 8, 8)  # the tubelets of `pixels`: the demo encoder's patch size
 
@@ -35,7 +35,7 @@ class TrivialBackbone(Backbone):
     def token_grid(self, clip_shape: tuple[int, int, int]) -> tuple[int, int, int]:
         raise ValueError("backbone=trivial reads no video: it has no tokens")
 
-    def features(self, video: torch.Tensor, readout_depth: float) -> torch.Tensor:
+    def features(self, video: torch.Tensor) -> torch.Tensor:
         raise ValueError("backbone=trivial reads no video: it has no features")
 
 
@@ -52,7 +52,7 @@ class PixelsBackbone(Backbone):
     def token_grid(self, clip_shape: tuple[int, int, int]) -> tuple[int, int, int]:
         return tubelet_grid(clip_shape, PIXEL_PATCH)
 
-    def features(self, video: torch.Tensor, readout_depth: float) -> torch.Tensor:
+    def features(self, video: torch.Tensor) -> torch.Tensor:
         t = video.shape[2] // PIXEL_PATCH[0]
         return rearrange(patchify(as_float_video(video), PIXEL_PATCH), "b (t n) d -> b t n d", t=t)
 
@@ -93,9 +93,9 @@ class EncoderBackbone(Backbone):
         return super().to(device)
 
     @torch.no_grad()
-    def features(self, video: torch.Tensor, readout_depth: float) -> torch.Tensor:
+    def features(self, video: torch.Tensor) -> torch.Tensor:
         grid = self.token_grid(tuple(video.shape[2:]))
-        return encoder_to_readout(self.encoder.features(as_float_video(video)), grid, readout_depth, grid[0])
+        return encoder_to_readout(self.encoder.features(as_float_video(video)), grid, self.readout_depth, grid[0])
 
 
 def random_backbone(random_arch: Mapping[str, Any], seed: int) -> EncoderBackbone:
@@ -113,7 +113,7 @@ def random_backbone(random_arch: Mapping[str, Any], seed: int) -> EncoderBackbon
 
 
 def file_backbone(spec: str) -> EncoderBackbone:
-    """The encoder of a fourd safetensors file (its config read now, its weights at first use)."""
+    """The encoder of a fourd safetensors file (checked now, its weights loaded at first use)."""
     path = Path(spec)
 
     def read() -> SpaceTimeViT:
@@ -123,7 +123,7 @@ def file_backbone(spec: str) -> EncoderBackbone:
             raise BackboneError(f"backbone {spec!r}: {err}") from err
 
     try:
-        config = encoder_config_of(path)
+        config = checked_encoder_config(path)
     except CheckpointError as err:
         raise BackboneError(f"backbone {spec!r}: {err}") from err
     return EncoderBackbone(spec, file_identity(path), config, read)

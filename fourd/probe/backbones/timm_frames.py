@@ -60,8 +60,8 @@ class TimmFramesBackbone(Backbone):
         return rearrange(video, "b c t h w -> (b t) c h w")
 
     @torch.no_grad()
-    def features(self, video: torch.Tensor, readout_depth: float) -> torch.Tensor:
-        index = block_input_index(len(self.module.blocks), readout_depth)
+    def features(self, video: torch.Tensor) -> torch.Tensor:
+        index = block_input_index(len(self.module.blocks), self.readout_depth)
         captured = []  # the block's input, prefix tokens included
         hook = self.module.blocks[index].register_forward_pre_hook(lambda _, args: captured.append(args[0]))
         try:  # runs the blocks up to `index` only

@@ -53,7 +53,7 @@ def test_videomae_features_are_the_models_own_at_the_official_layer(videomae) ->
     model, folder = videomae
     backbone = load_backbone(f"hf:{folder}", {})
     video = torch.rand(2, 3, 8, 40, 48)  # native: 4 frames of 32x32
-    features = backbone.features(video, 0.95)
+    features = backbone.features(video)
     pixels = reference_pixels(video, [0, 2, 5, 7], 32, MEAN, STD)
     # 3 blocks: the official list's entry int(4 * 0.95) - 1 = 2 is the input of block 1
     expected = block_input(model, model.encoder.layer, 1, pixel_values=pixels)
@@ -73,7 +73,7 @@ def test_vjepa2_features_are_the_models_own_at_the_official_layer(tmp_path) -> N
     model.save_pretrained(tmp_path)  # no processor saved: ImageNet's mean and std
     backbone = load_backbone(f"hf:{tmp_path}", {})
     video = torch.rand(1, 3, 8, 24, 24)
-    features = backbone.features(video, 0.95)
+    features = backbone.features(video)
     pixels = reference_pixels(video, [0, 2, 5, 7], 32, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
     expected = block_input(model, model.encoder.layer, 1, pixel_values_videos=pixels, skip_predictor=True)
     assert features.shape == (1, 2, 16, 32)

@@ -28,7 +28,7 @@ def test_features_are_timms_own_block_output_on_frames_of_another_size(dinov2) -
     model, spec = dinov2
     backbone = load_backbone(spec, {})
     video = torch.rand(2, 3, 4, 60, 44)  # native 518x518; rounded to 56x42 (4x3 patches of 14)
-    features = backbone.features(video, 0.95)
+    features = backbone.features(video)
 
     frames = rearrange(video, "b c t h w -> (b t) c h w")
     frames = F.interpolate(frames, size=(56, 42), mode="bilinear", antialias=True, align_corners=False)
