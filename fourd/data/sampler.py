@@ -82,27 +82,39 @@ class ResumableSampler(DistributedSampler):
             yield SampleKey(self.epoch, position, indices[position])
 
 
-class SeededItems(Dataset):
-    """Reads `dataset[key.index]` with the global generators seeded from (seed, epoch, index), so random
-    crops, flips and clip starts are reproducible; tags each item with its epoch and stream position.
+class KeyedItems(Dataset):
+    """Reads `dataset[key.index]` for a sampler's keys, each item tagged with its epoch and stream position (for a
+    dataset without randomness, e.g. stored features)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def read(self, key: SampleKey) -> dict[str, Any]:
+        return self.dataset[key.index]
+
+    def __getitem__(self, key: SampleKey) -> dict[str, Any]:
+        return {**self.read(key), "epoch": key.epoch, "position": key.position}
+
+
+class SeededItems(KeyedItems):
+    """KeyedItems read with the global generators seeded from (seed, epoch, index), so random crops, flips and
+    clip starts are reproducible.
 
     In a worker process the worker's generators are simply reseeded; in the main process (no workers)
     the caller's generator states are restored afterwards.
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0) -> None:
-        self.dataset = dataset
+        super().__init__(dataset)
         self.seed = seed
 
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: SampleKey) -> dict[str, Any]:
+    def read(self, key: SampleKey) -> dict[str, Any]:
         seed = item_seed(self.seed, key.epoch, key.index)
         if get_worker_info() is not None:
             seed_all(seed)
-            item = self.dataset[key.index]
-        else:
-            with isolated_rngs(seed):
-                item = self.dataset[key.index]
-        return {**item, "epoch": key.epoch, "position": key.position}
+            return self.dataset[key.index]
+        with isolated_rngs(seed):
+            return self.dataset[key.index]

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from fourd.data.augment import AugmentedSplit, ProbeAugment
-from fourd.data.sampler import ResumableSampler, SampleKey, SeededItems
+from fourd.data.sampler import KeyedItems, ResumableSampler, SampleKey, SeededItems
 from fourd.devices import cluster_environment, rank_device
 from fourd.errors import ConfigError, FourdError
 from fourd.files import content_key
@@ -224,7 +224,7 @@ def readout_inputs(
     if cfg.cache_features:
         if augment is not None:
             raise ConfigError("train.augment needs cache_features=false: cached features are computed once")
-        return {"train": SeededItems(data["train"], cfg.seed), "val": data["val"], "test": data["test"]}
+        return {"train": KeyedItems(data["train"]), "val": data["val"], "test": data["test"]}
     if augment is None:
         train = SeededItems(splits["train"], cfg.seed)
     else:

@@ -3,7 +3,7 @@
 import torch
 from torch.utils.data import Dataset
 
-from fourd.data.sampler import ResumableSampler, SampleKey, SeededItems
+from fourd.data.sampler import KeyedItems, ResumableSampler, SampleKey, SeededItems
 from fourd.train.datamodule import VideoDataModule
 
 
@@ -57,6 +57,15 @@ def test_items_are_seeded_by_key_and_leave_the_callers_generator_alone():
     assert torch.equal(first["video"], items[SampleKey(1, 0, 4)]["video"])  # position does not change the item
     assert not torch.equal(first["video"], items[SampleKey(2, 7, 4)]["video"])  # the epoch does
     assert (first["epoch"], first["position"], first["index"]) == (1, 7, 4)
+
+
+def test_keyed_items_read_the_keys_item_as_it_is_and_tag_its_place_in_the_stream():
+    dataset = RandomItems()
+    torch.manual_seed(3)
+    item = KeyedItems(dataset)[SampleKey(2, 5, 4)]
+    torch.manual_seed(3)
+    assert torch.equal(item["video"], dataset[4]["video"])  # no seeding of its own: the caller's generators
+    assert (item["epoch"], item["position"], item["index"]) == (2, 5, 4)
 
 
 def batches(module: VideoDataModule) -> list[dict]:
