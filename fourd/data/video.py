@@ -1,13 +1,14 @@
 """Read frames from video files (decord, or PyAV where decord is missing or fails) and write mp4 files (PyAV).
 
-Every reader is opened inside the call that needs it, so nothing is open when DataLoader workers fork,
-and every failure surfaces as :class:`VideoReadError`.
+Every reader is opened inside the call that needs it and freed when it returns or fails, so nothing is open
+when DataLoader workers fork, and every failure surfaces as :class:`VideoReadError`.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -86,7 +87,7 @@ def write_video(
 
     def encode(tmp: Path) -> None:
         with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-            stream = container.add_stream(codec, rate=fps, options=codec_options or {})
+            stream = one_thread(container.add_stream(codec, rate=fps, options=codec_options or {}))
             stream.height, stream.width = frames.shape[1:3]
             stream.pix_fmt = "yuv420p"
             for frame in frames:
@@ -94,6 +95,16 @@ def write_video(
             container.mux(stream.encode())
 
     atomic_write(path, encode)
+
+
+def one_thread(stream: av.stream.Stream) -> av.stream.Stream:
+    """``stream`` with its codec on the calling thread alone.
+
+    PyAV frees a stream when the garbage collector breaks its cycle with the container, which may happen in a
+    forked DataLoader worker; freeing a codec's thread pool there waits forever for threads the fork did not copy.
+    """
+    stream.thread_count = 1
+    return stream
 
 
 def _backend_name(backend: str | None) -> str:
@@ -114,8 +125,20 @@ def _guarded(path: str | Path, action: Callable[[], T]) -> T:
     except VideoReadError:
         raise
     except Exception as error:  # decord: RuntimeError, DECORDError; PyAV: av.FFmpegError; IndexError...
+        _free_readers(error)
         detail = error.strerror if isinstance(error, av.FFmpegError) else error  # FFmpeg's message, no errno or path
         raise VideoReadError(path, f"{type(error).__name__}: {detail}") from error
+
+
+def _free_readers(error: BaseException | None) -> None:
+    """Free the readers that the frames of ``error``'s traceback (and of the errors it chains) hold.
+
+    Without this they live in a cycle with the error until the garbage collector breaks it, perhaps in a forked
+    DataLoader worker, where freeing a decoder's threads waits forever for threads the fork did not copy.
+    """
+    while error is not None:
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
 
 
 def _require_frames(num_frames: int) -> int:
@@ -166,7 +189,7 @@ def _count_av(path: Path) -> int:
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise ValueError("no video stream")
-        stream = container.streams.video[0]
+        stream = one_thread(container.streams.video[0])
         # containers without a frame count in their header (e.g. webm) need a decoding pass
         return stream.frames or sum(1 for _ in container.decode(stream))
 
@@ -177,7 +200,7 @@ def _read_av(path: Path, choose_indices: IndexChooser, short_side: int | None) -
     indices = _checked_indices(choose_indices(num_frames), num_frames)
     wanted, frames = set(indices), {}
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = one_thread(container.streams.video[0])
         height, width = scaled_size(stream.height, stream.width, short_side)
         for position, frame in enumerate(container.decode(stream)):
             if position in wanted:

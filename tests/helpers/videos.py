@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from fourd.data.video import write_video
+from fourd.data.video import one_thread, write_video
 
 READER_BACKENDS = [
     pytest.param("decord", marks=pytest.mark.needs_package("decord")),
@@ -35,7 +35,7 @@ def write_test_video(path: Path, **frame_options) -> Path:
 def write_yuv444_video(path: Path, frames: np.ndarray) -> Path:
     """An H.264 mp4 of ``frames`` at their own size, odd ones too (yuv444p subsamples no chroma, needs no padding)."""
     with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=8)
+        stream = one_thread(container.add_stream("libx264", rate=8))
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv444p"
         for frame in frames:
@@ -55,7 +55,7 @@ def write_broken_video(path: Path, kind: str) -> Path:
         path.write_text("this is a text file, not a video\n")
     elif kind == "audio_only":
         with av.open(str(path), "w") as container:
-            stream = container.add_stream("aac", rate=16000)
+            stream = one_thread(container.add_stream("aac", rate=16000))
             samples = np.zeros((1, 1024), np.float32)
             silence = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
             silence.sample_rate = 16000
