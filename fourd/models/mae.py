@@ -115,7 +115,11 @@ class MAEConfig:
     def __post_init__(self) -> None:
         if self.masking not in MASKINGS:
             raise ValueError(f"unknown masking {self.masking!r}; choose one of {MASKINGS}")
+        if not isinstance(self.mask_ratio, (int, float)) or isinstance(self.mask_ratio, bool):
+            raise ValueError(f"mask_ratio={self.mask_ratio!r} must be a number in [0, 1)")
         visible_count(1, self.mask_ratio)  # validates the ratio
+        if not isinstance(self.norm_pix_loss, bool):
+            raise ValueError(f"norm_pix_loss={self.norm_pix_loss!r} must be true or false")
 
     @property
     def visible_tokens(self) -> int:

@@ -45,8 +45,9 @@ def size_names(sizes: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def train_command(train: Sequence[str], size: Mapping[str, Any], run_dir: Path) -> list[str]:
+    """Pretraining of one size in its own folder, continuing where a killed study left it."""
     model = [f"model.{key}={value}" for key, value in size.items()]
-    return [sys.executable, "-m", "fourd.train", *train, *model, f"hydra.run.dir={run_dir}"]
+    return [sys.executable, "-m", "fourd.train", *train, *model, "resume=auto", f"hydra.run.dir={run_dir}"]
 
 
 def recorded(results: Path) -> set[tuple[str, str, int]]:

@@ -29,6 +29,10 @@ class OptimConfig:
             "weight_decay": (self.weight_decay, lambda v: v >= 0, "a number >= 0"),
             "warmup_steps": (self.warmup_steps, lambda v: v >= 0 and v == int(v), "a whole number >= 0"),
         }
+        if len(self.betas) != 2:
+            raise ConfigError(f"optimizer.betas={list(self.betas)} must be two numbers [beta1, beta2]")
+        if not isinstance(self.fused, (bool, type(None))):
+            raise ConfigError(f"optimizer.fused={self.fused!r} must be true, false or null (fused where it exists)")
         for index, beta in enumerate(self.betas):
             checks[f"betas[{index}]"] = (beta, lambda v: 0 <= v < 1, "a number in [0, 1)")
         for key, (value, valid, expected) in checks.items():

@@ -1,4 +1,5 @@
-"""Preemption: SIGTERM / SIGUSR1 finish the current step, save a checkpoint, requeue on SLURM, and stop.
+"""Preemption: SIGTERM / SIGUSR1 finish the current step, save a checkpoint, requeue on SLURM, and stop; SIGINT
+(Ctrl-C) does the same without the requeue, and a second SIGINT stops at once.
 
 The signal handler only records the signal. At the end of every step the ranks agree (one tiny
 all-reduce) on whether any of them was signalled, so they all save and stop at the same step.
@@ -22,7 +23,7 @@ from fourd.train.checkpoints import RollingCheckpoint
 from fourd.train.distributed import any_rank
 
 log = logging.getLogger(__name__)
-PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 
 def slurm_job_id() -> str | None:
@@ -53,6 +54,8 @@ class Preemption(L.Callback):
         self._previous: dict[int, Any] = {}
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and self.received == signal.SIGINT:
+            raise KeyboardInterrupt  # Ctrl-C twice: no checkpoint wanted
         self.received = signum
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -74,7 +77,7 @@ class Preemption(L.Callback):
             path = self.checkpoint.save(trainer)
             log.warning(f"preemption checkpoint: {path}")
         job = slurm_job_id()
-        if trainer.is_global_zero and job is not None:
+        if trainer.is_global_zero and job is not None and self.received != signal.SIGINT:
             requeue_slurm_job(job)
         trainer.should_stop = True
 

@@ -28,7 +28,7 @@ from fourd.train.module import TrainModule
 from fourd.train.parallelize import build_strategy, fsdp_settings
 from fourd.train.precision import bf16_gpu, precision_plugin, resolve_precision
 from fourd.train.preemption import Preemption
-from fourd.train.rundir import locked_run_dir, record_config
+from fourd.train.rundir import CHECKPOINTS, ENCODER_FILE, check_run_dir, locked_run_dir, record_config
 from fourd.train.settings import check_settings
 
 log = logging.getLogger(__name__)
@@ -93,13 +93,13 @@ def trainer_arguments(cfg: DictConfig, run_dir: Path, tokens_per_clip: int) -> d
     ]
     checkpoint = None
     if trainer_kwargs["enable_checkpointing"] is not False:
-        checkpoint = RollingCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last)
+        checkpoint = RollingCheckpoint(run_dir / CHECKPOINTS, cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last)
         callbacks.append(checkpoint)
     trainer_kwargs["enable_checkpointing"] = False  # fourd's RollingCheckpoint replaces Lightning's ModelCheckpoint
     preemption = Preemption(checkpoint)
     callbacks.append(preemption)
     if cfg.export_encoder:
-        callbacks.append(EncoderExport(run_dir / "encoder.safetensors", skip_if=lambda: preemption.preempted))
+        callbacks.append(EncoderExport(run_dir / ENCODER_FILE, skip_if=lambda: preemption.preempted))
     loggers = training_loggers(run_dir, flush_every_n_steps=trainer_kwargs["log_every_n_steps"])
     cpu_offload = bool(strategy_cfg.get("cpu_offload", False))
     return {
@@ -144,17 +144,25 @@ def warn_if_never_resumes(resume: str | None, hydra_cfg: DictConfig | None) -> N
 
 def train(cfg: DictConfig, run_dir: Path, hydra_cfg: DictConfig | None = None) -> L.Trainer | None:
     """Run (or, with dry_run, only build and describe) the pretraining described by `cfg`, alone in `run_dir`;
-    `hydra_cfg` (Hydra's settings of this run) is recorded beside the config."""
+    the config (with Hydra's settings, `hydra_cfg`) is recorded once everything is built, so a refused run
+    changes nothing in the folder."""
     quiet_lightning()
     check_settings(cfg)
     with locked_run_dir(run_dir):
-        record_config(run_dir, cfg, hydra_cfg)
         warn_if_never_resumes(cfg.resume, hydra_cfg)
-        return fit(cfg, run_dir)
+        check_run_dir(run_dir, cfg)
+        ckpt_path = resolve_resume(cfg.resume, run_dir / CHECKPOINTS)
+        module, datamodule, trainer = build(cfg, run_dir)
+        record_config(run_dir, cfg, hydra_cfg)
+        if cfg.dry_run:
+            log.info(f"dry run: config composed, data ({len(datamodule.dataset)} clips), module and trainer built")
+            return None
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        return trainer
 
 
-def fit(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
-    ckpt_path = resolve_resume(cfg.resume, run_dir / "checkpoints")
+def build(cfg: DictConfig, run_dir: Path) -> tuple[TrainModule, L.LightningDataModule, L.Trainer]:
+    """The module, data and trainer of `cfg`, seeded."""
     config = mae_config(cfg.model)
     log.info(f"model: {describe(config)}")
     L.seed_everything(cfg.seed, workers=True)
@@ -169,9 +177,4 @@ def fit(cfg: DictConfig, run_dir: Path) -> L.Trainer | None:
         seed=cfg.seed,
         max_bad_steps=cfg.max_bad_steps,
     )
-    trainer = build_trainer(cfg, run_dir, prod(config.encoder.grid))
-    if cfg.dry_run:
-        log.info(f"dry run: config composed, data ({len(datamodule.dataset)} clips), module and trainer built")
-        return None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    return trainer
+    return module, datamodule, build_trainer(cfg, run_dir, prod(config.encoder.grid))

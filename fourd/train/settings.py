@@ -22,6 +22,8 @@ WHOLE_NUMBERS = {  # key: the smallest value that means something
     "trainer.accumulate_grad_batches": 1,
 }
 
+SWITCHES = ("compile", "dry_run", "export_encoder", "strategy.activation_checkpointing")
+
 
 def is_whole_number(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -43,9 +45,13 @@ def check_devices(devices: object) -> None:
 
 
 def check_settings(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the first setting of WHOLE_NUMBERS or trainer.devices that cannot work."""
+    """Raise ConfigError naming the first setting of WHOLE_NUMBERS, SWITCHES or trainer.devices that cannot work."""
     for key, smallest in WHOLE_NUMBERS.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not (is_whole_number(value) and value >= smallest):
             raise ConfigError(f"{key}={value!r} must be a whole number >= {smallest}")
+    for key in SWITCHES:
+        value = OmegaConf.select(cfg, key, default=False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} must be true or false")
     check_devices(OmegaConf.select(cfg, "trainer.devices", default="auto"))

@@ -48,11 +48,15 @@ def test_masking_differs_between_clips_and_is_seeded():
     assert not torch.equal(a.mask[0], a.mask[1])
 
 
-def test_bad_ratio_rejected():
+def test_bad_settings_rejected():
     with pytest.raises(ValueError, match="mask ratio"):
         visible_count(10, 1.0)
     with pytest.raises(ValueError, match="masking"):
         MAEConfig(masking="block")
+    with pytest.raises(ValueError, match=r"^mask_ratio='abc' must be a number"):
+        MAEConfig(mask_ratio="abc")
+    with pytest.raises(ValueError, match=r"^norm_pix_loss='banana' must be true or false"):
+        MAEConfig(norm_pix_loss="banana")
 
 
 def test_patchify_roundtrip_and_order():

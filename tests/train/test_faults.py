@@ -1,5 +1,5 @@
 """Faults reproduced for real on CPU: kill -9 and resume (2 nodes, hybrid FSDP, torchrun), a death inside a
-checkpoint write, SIGTERM preemption, 10% corrupt videos, and non-finite losses."""
+checkpoint write, SIGTERM preemption, Ctrl-C, 10% corrupt videos, and non-finite losses."""
 
 from __future__ import annotations
 
@@ -221,6 +221,18 @@ def test_sigterm_saves_a_checkpoint_stops_and_resumes_exactly(tmp_path, single_p
     finish([train(run_dir, "resume=auto", "export_encoder=true")], log)
     assert read_metric(run_dir, "train/loss") == single_process_losses
     assert (run_dir / "encoder.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_stops_like_sigterm(tmp_path):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it, data workers included."""
+    run_dir = tmp_path / "run"
+    proc = train(run_dir)
+    wait_until(lambda: logged_steps(run_dir) >= 2, [proc])
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == PREEMPTED_EXIT_CODE
+    assert list_checkpoints(run_dir / "checkpoints")[-1][0] == logged_steps(run_dir) + 1 < STEPS
+    assert "SIGINT received; stopping after step" in run_dir.with_suffix(".log").read_text()
 
 
 @pytest.mark.slow

@@ -41,7 +41,8 @@ def test_adamw_betas_and_fused_kernel_by_default(model):
 @pytest.mark.parametrize(
     "field,value",
     [("base_lr", -1e-4), ("base_lr", 0.0), ("base_lr", "abc"), ("base_lr", float("nan")), ("weight_decay", -0.1)]
-    + [("min_lr_ratio", 1.5), ("warmup_steps", -3), ("warmup_steps", 2.5), ("betas", (0.9, 1.0))],
+    + [("min_lr_ratio", 1.5), ("warmup_steps", -3), ("warmup_steps", 2.5), ("betas", (0.9, 1.0))]
+    + [("betas", (0.9,)), ("fused", "banana")],
 )
 def test_settings_that_cannot_work_are_named_as_given(field, value):
     """The message names the optimizer key and the value the user gave (not, e.g., the batch-scaled lr)."""
