@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,14 +42,19 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def user_error(error: BaseException) -> BaseException | None:
-    """The user error behind `error`: itself, or the one Hydra's `instantiate` wrapped; None for a bug."""
-    wrappers: tuple[type[BaseException], ...] = ()
+    """The user error behind `error`: itself, or what a constructor that Hydra's `instantiate` called refused (a
+    bad value or type in that config node: a ConfigError naming the node); None for a bug."""
     if "hydra" in sys.modules:
         from hydra.errors import InstantiationException
 
-        wrappers = (InstantiationException,)
-    while isinstance(error, wrappers) and error.__cause__ is not None:
-        error = error.__cause__
+        if isinstance(error, InstantiationException) and error.__cause__ is not None:
+            cause = user_error(error.__cause__)
+            if cause is None and isinstance(error.__cause__, (ValueError, TypeError, OSError)):
+                cause = error.__cause__
+            node = re.search(r"full_key: (\S+)", str(error))
+            if cause is None or node is None or isinstance(cause, FourdError):
+                return cause
+            return ConfigError(f"{node.group(1)}: {one_line(cause)}")
     return error if isinstance(error, user_errors()) else None
 
 

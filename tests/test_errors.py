@@ -36,6 +36,21 @@ def test_the_error_inside_hydra_instantiate_is_the_one_reported():
     assert user_error(InstantiationException("a bug in a target")) is None
 
 
+@pytest.mark.parametrize("refusal", [ValueError("no videos found in /x"), TypeError("unexpected keyword 'fps'")])
+def test_a_value_a_constructor_refuses_is_named_by_its_config_node(refusal):
+    """Hydra's wrapper (target, repr of the cause, full_key) becomes one line: the node, then the refusal."""
+    message = f"Error in call to target 'x':\n{refusal!r}\nfull_key: data.dataset"
+    try:
+        raise InstantiationException(message) from refusal
+    except InstantiationException as wrapped:
+        cause = user_error(wrapped)
+    assert isinstance(cause, ConfigError) and str(cause) == f"data.dataset: {refusal}"
+    try:
+        raise InstantiationException(message) from RuntimeError("a bug in a target")
+    except InstantiationException as wrapped:
+        assert user_error(wrapped) is None
+
+
 def run_train(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("FOURD_TRACEBACK", "HYDRA_FULL_ERROR")}
     cmd = [sys.executable, "-m", "fourd.train", "+exp=demo", "dry_run=true", f"hydra.run.dir={tmp_path}", *overrides]

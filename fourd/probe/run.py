@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from fourd.conf.checks import check_fractions, check_switches, check_whole_numbers
 from fourd.data.augment import AugmentedSplit, ProbeAugment
 from fourd.data.sampler import KeyedItems, ResumableSampler, SampleKey, SeededItems
 from fourd.devices import cluster_environment, rank_device
@@ -139,9 +140,31 @@ def split_stores(
     }
 
 
+PROBE_WHOLE_NUMBERS = {  # key: the smallest value that means something
+    "seed": 0,
+    "devices": 1,
+    "num_nodes": 1,
+    "readout.width": 1,
+    "readout.heads": 1,
+    "train.warmup_steps": 0,
+    "train.num_workers": 0,
+    "train.checkpoint_every": 0,
+    "train.prior_clips": 1,
+    "cache_chunk_mb": 1,
+}
+PROBE_SWITCHES = ("shard_backbone", "cache_features", "pictures")
+PROBE_INTERVALS = {"readout.readout_depth": (0.0, 1.0, "(]"), "val_fraction": (0.0, 1.0, "()")}
+
+
 def check_settings(cfg: DictConfig) -> None:
-    """Refuse, before anything is computed, a probe whose result would not be earned or could not be kept: no
-    training step, no learning rate or a non-positive one, and a results file that cannot be written."""
+    """Refuse, before anything is computed, a setting that cannot work (named by its key) and a probe whose result
+    would not be earned or could not be kept: no training step, no learning rate or a non-positive one, and a
+    results file that cannot be written."""
+    check_whole_numbers(cfg, PROBE_WHOLE_NUMBERS)
+    check_switches(cfg, PROBE_SWITCHES)
+    check_fractions(cfg, PROBE_INTERVALS)
+    if cfg.readout.width % cfg.readout.heads:
+        raise ConfigError(f"readout.width={cfg.readout.width} is not divisible by readout.heads={cfg.readout.heads}")
     t = cfg.train
     if not isinstance(t.steps, int) or t.steps < 1:
         raise ConfigError(f"train.steps={t.steps!r}: at least 1 (an untrained head is the trivial baseline)")

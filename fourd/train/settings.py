@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from fourd.conf.checks import check_switches, check_whole_numbers, is_whole_number
 from fourd.errors import ConfigError
 
 WHOLE_NUMBERS = {  # key: the smallest value that means something
@@ -16,6 +17,7 @@ WHOLE_NUMBERS = {  # key: the smallest value that means something
     "images.num_clips": 0,
     "data.batch_size": 1,
     "data.num_workers": 0,
+    "data.prefetch_factor": 1,
     "trainer.max_steps": -1,  # -1: no limit
     "trainer.num_nodes": 1,
     "trainer.log_every_n_steps": 1,
@@ -23,10 +25,6 @@ WHOLE_NUMBERS = {  # key: the smallest value that means something
 }
 
 SWITCHES = ("compile", "dry_run", "export_encoder", "strategy.activation_checkpointing")
-
-
-def is_whole_number(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_devices(devices: object) -> None:
@@ -46,12 +44,8 @@ def check_devices(devices: object) -> None:
 
 def check_settings(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first setting of WHOLE_NUMBERS, SWITCHES or trainer.devices that cannot work."""
-    for key, smallest in WHOLE_NUMBERS.items():
-        value = OmegaConf.select(cfg, key, default=None)
-        if value is not None and not (is_whole_number(value) and value >= smallest):
-            raise ConfigError(f"{key}={value!r} must be a whole number >= {smallest}")
-    for key in SWITCHES:
-        value = OmegaConf.select(cfg, key, default=False)
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}={value!r} must be true or false")
+    check_whole_numbers(cfg, WHOLE_NUMBERS)
+    if OmegaConf.select(cfg, "trainer.max_steps", default=None) == 0:
+        raise ConfigError("trainer.max_steps=0 trains nothing: -1 (no limit) or a whole number >= 1")
+    check_switches(cfg, SWITCHES)
     check_devices(OmegaConf.select(cfg, "trainer.devices", default="auto"))

@@ -11,10 +11,11 @@ import torch
 from safetensors.torch import load_file
 
 from fourd.conf import compose
+from fourd.errors import ConfigError
 from fourd.models.vit import count_parameters
 from fourd.probe.backbones import BackboneError, load_backbone
 from fourd.probe.features import stack_targets
-from fourd.probe.run import probe, protocol_key
+from fourd.probe.run import check_settings, probe, protocol_key
 from fourd.report import main as report_main
 from tests.helpers import REPO, assert_quiet
 from tests.helpers.configs import composed
@@ -340,6 +341,22 @@ def test_a_probe_that_would_not_earn_its_result_is_refused_before_recording(tmp_
     with pytest.raises(ValueError, match=message):
         probe(compose_probe(tmp_path, "probe=depth", override), tmp_path / "run")
     assert not (tmp_path / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("seed=abc", "seed='abc' must be a whole number >= 0"),
+        ("readout.readout_depth=0", r"readout.readout_depth=0 must be a number in \(0.0, 1.0\]"),
+        ("readout.heads=5", r"readout.width=\d+ is not divisible by readout.heads=5"),
+        ("val_fraction=1", r"val_fraction=1 must be a number in \(0.0, 1.0\)"),
+        ("cache_features=maybe", "cache_features='maybe' must be true or false"),
+        ("devices=0", "devices=0 must be a whole number >= 1"),
+    ],
+)
+def test_a_setting_that_cannot_work_is_named_before_anything_is_computed(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=rf"^{message}"):
+        check_settings(compose_probe(tmp_path, "probe=depth", override))
 
 
 def test_a_results_path_that_cannot_be_written_is_refused_before_computing(tmp_path):

@@ -17,6 +17,8 @@ from tests.helpers.configs import composed
         ("trainer.devices=-3", "trainer.devices=-3 must be auto, -1 (all), a count >= 1 or a list"),
         ("trainer.devices=[]", "trainer.devices=[] must be auto"),
         ("trainer.devices=true", "trainer.devices=True must be auto"),
+        ("trainer.max_steps=0", "trainer.max_steps=0 trains nothing"),
+        ("data.prefetch_factor=0", "data.prefetch_factor=0 must be a whole number >= 1"),
         ("compile=banana", "compile='banana' must be true or false"),
         ("strategy.activation_checkpointing=1", "strategy.activation_checkpointing=1 must be true or false"),
     ],
