@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fourd.arguments import whole_number
 from fourd.errors import cli
 from fourd.files import check_output
 
@@ -15,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("video", help="any video decord/PyAV can read; resized to the model's resolution")
     parser.add_argument("--ckpt", required=True, help="depth model safetensors (python -m fourd.convert ...)")
     parser.add_argument("--out", required=True, help="output .mp4; PNG frames go to <out stem>_frames/")
-    parser.add_argument("--fps", type=int, default=8)
+    parser.add_argument("--fps", type=whole_number(1), default=8)
     parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, gpu or cuda:N")
     parser.add_argument(
         "--overwrite",

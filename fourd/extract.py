@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fourd.arguments import whole_number
 from fourd.errors import cli
 from fourd.files import check_output
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         help="feature-list indices (0 = tokens, i = input of block i-1; negative from the end); "
         "default: the readout layer at depth 0.95",
     )
-    parser.add_argument("--stride", type=int, default=2, help="frame stride of the centre clip")
+    parser.add_argument("--stride", type=whole_number(1), default=2, help="frame stride of the centre clip")
     parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, gpu or cuda:N")
     parser.add_argument(
         "--overwrite", action="store_true", help="write into an output folder that already holds files (never an input)"

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
+from fourd.arguments import number_in
 from fourd.errors import cli
 
 
@@ -18,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m fourd.plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--gpu-mem", type=float, default=80.0, help="GPU memory in GiB (default 80)")
+    parser.add_argument("--gpu-mem", type=number_in(0, math.inf), default=80.0, help="GPU memory in GiB (default 80)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +exp=vit_e trainer.devices=8")
     args = parser.parse_intermixed_args(argv)
     from fourd.train.plan import format_plan, plan_report  # torch loads after parsing: --help stays fast

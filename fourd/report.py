@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fourd.errors import cli
+from fourd.errors import ConfigError, cli
 from fourd.files import check_output
 
 REPORT_FILES = {"results.md", "scaling.png"}
@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         help="write into an output folder that holds other files (never the results file)",
     )
     args = parser.parse_args(argv)
+    if Path(args.results).is_dir():
+        raise ConfigError(f"--results {args.results} is a folder: name the .jsonl file the probes wrote")
     check_output(args.out, [args.results], args.overwrite, kind="folder", made_by=is_report)
     from fourd.probe.report import write_report  # matplotlib (and torch) load after parsing: --help stays fast
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fourd.arguments import whole_number
 from fourd.errors import cli
 from fourd.files import check_output
 
@@ -20,14 +21,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m fourd.world", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--num", type=int, required=True, help="training clips")
-    parser.add_argument("--val", type=int, default=None, help="validation clips (default: num / 8, at least 1)")
-    parser.add_argument("--test", type=int, default=None, help="test clips (default: num / 4, at least 1)")
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--size", type=int, default=64, help="frame height and width in pixels")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--points", type=int, default=64, help="tracked points per clip")
-    parser.add_argument("--objects", type=int, default=3, help="moving objects per clip")
+    parser.add_argument("--num", type=whole_number(1), required=True, help="training clips")
+    parser.add_argument(
+        "--val", type=whole_number(0), default=None, help="validation clips (default: num / 8, at least 1)"
+    )
+    parser.add_argument("--test", type=whole_number(0), default=None, help="test clips (default: num / 4, at least 1)")
+    parser.add_argument("--frames", type=whole_number(1), default=8)
+    parser.add_argument("--size", type=whole_number(8), default=64, help="frame height and width in pixels")
+    parser.add_argument("--seed", type=whole_number(0), default=0)
+    parser.add_argument("--points", type=whole_number(1), default=64, help="tracked points per clip")
+    parser.add_argument("--objects", type=whole_number(1), default=3, help="moving objects per clip")
     parser.add_argument(
         "--overwrite", action="store_true", help="write into a folder that holds files but no fourd world"
     )

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
+from fourd.arguments import number_in, whole_number
 from fourd.errors import ConfigError, cli
 from fourd.files import check_output
 
@@ -28,8 +30,8 @@ from fourd.files import check_output
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp", default="demo", help="experiment config (conf/exp/NAME.yaml)")
-    parser.add_argument("--batch", type=int, help="clips per step (data.batch_size)")
-    parser.add_argument("--mask-ratio", type=float, help="model.mask_ratio")
+    parser.add_argument("--batch", type=whole_number(1), help="clips per step (data.batch_size)")
+    parser.add_argument("--mask-ratio", type=number_in(0, 1, "[)"), help="model.mask_ratio")
     parser.add_argument("--attn", help="attention backend (model.attn_backend): auto, xformers, sdpa or reference")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (per block under FSDP)")
     parser.add_argument("--activation-checkpointing", action="store_true", help="activation checkpointing per block")
@@ -38,10 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fp32, or bf16 = autocast (weights too with --forward-only); default bf16 on CUDA, fp32 on CPU",
     )
     parser.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: cuda where there is one, else cpu)")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps (batches with --loader)")
+    parser.add_argument("--steps", type=whole_number(1), default=10, help="timed steps (batches with --loader)")
     parser.add_argument(
         "--warmup",
-        type=int,
+        type=whole_number(0),
         default=3,
         help="untimed steps first (compilation, workers); then, with a model, one more measures memory",
     )
@@ -51,17 +53,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile",
-        type=int,
+        type=whole_number(0),
         default=0,
         metavar="ROUNDS",
         help="then profile ROUNDS more steps of each model: seconds per step in GEMMs, attention, conv and the rest",
     )
-    parser.add_argument("--mfu", type=float, default=0.45, help="--loader: the MFU a GPU is assumed to train at")
     parser.add_argument(
-        "--gpu-tflops", type=float, help="--loader: that GPU's peak (default: measured on CUDA, else an H100's 989)"
+        "--mfu", type=number_in(0, 1, "(]"), default=0.45, help="--loader: the MFU a GPU is assumed to train at"
+    )
+    parser.add_argument(
+        "--gpu-tflops",
+        type=number_in(0, math.inf),
+        help="--loader: that GPU's peak (default: measured on CUDA, else an H100's 989)",
     )
     parser.add_argument("--make-videos", type=Path, metavar="DIR", help="write Kinetics-like videos to DIR and stop")
-    parser.add_argument("--num-videos", type=int, default=40, help="how many for --make-videos")
+    parser.add_argument("--num-videos", type=whole_number(1), default=40, help="how many for --make-videos")
     parser.add_argument(
         "--overwrite", action="store_true", help="--make-videos into a folder that holds other files too"
     )
@@ -100,14 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         bench_loader,
         bench_train,
         compose_train,
-        default_device,
         default_dtype,
     )
+    from fourd.devices import compute_device
 
     if args.dtype not in (None, *DTYPES):
         raise ConfigError(f"--dtype {args.dtype}: choose one of {', '.join(DTYPES)}")
     cfg = compose_train(args.exp, [*args.overrides, *flag_overrides(args)])
-    device = args.device or default_device()
+    device = str(compute_device(args.device))
     opts = BenchOptions(
         device,
         args.dtype or default_dtype(device),

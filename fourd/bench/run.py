@@ -66,10 +66,6 @@ class BenchOptions:
             raise ValueError(f"unknown dtype {self.dtype!r}; choose one of {tuple(DTYPES)}")
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def default_dtype(device: str | torch.device) -> str:
     """bf16 (autocast) on CUDA, fp32 elsewhere."""
     return "bf16" if torch.device(device).type == "cuda" else "fp32"

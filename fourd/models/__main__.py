@@ -12,6 +12,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--mask-ratio", type=float, default=0.95, help="MAE mask ratio for the FLOP count")
     args = parser.parse_args(argv)
+    if not 0 <= args.mask_ratio < 1:
+        parser.error(f"argument --mask-ratio: {args.mask_ratio} must be in [0, 1)")
     from fourd.models.zoo import format_table, zoo_rows  # torch loads after parsing: --help stays fast
 
     rows = zoo_rows(mask_ratio=args.mask_ratio)
