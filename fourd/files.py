@@ -3,6 +3,7 @@ content."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -12,6 +13,43 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from fourd.errors import FourdError
+
+NEARLY_FULL_BYTES = 1 << 20  # a write that failed with less than this free on its disk failed for want of space
+
+
+class DiskFullError(FourdError, OSError):
+    """A write failed because its disk is full."""
+
+
+def out_of_space(error: BaseException, folder: Path) -> bool:
+    """Whether `error` (or one it chains) says no space is left, or `folder`'s disk is all but full: some writers
+    (torch.save) lose the errno on the way up."""
+    chained: BaseException | None = error
+    while chained is not None:
+        if isinstance(chained, OSError) and chained.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        chained = chained.__cause__ or chained.__context__
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < NEARLY_FULL_BYTES
+
+
+@contextmanager
+def space_checked(path: str | Path) -> Iterator[None]:
+    """Re-raise a failed write of `path` on a full disk as DiskFullError naming the folder."""
+    folder = Path(path).parent
+    try:
+        yield
+    except Exception as error:
+        if isinstance(error, FourdError) or not out_of_space(error, folder):
+            raise
+        raise DiskFullError(
+            f"no space left on {folder} (writing {Path(path).name}): free some, or write elsewhere"
+        ) from error
 
 
 def creation_mode(directory: bool = False) -> int:
@@ -31,7 +69,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        write(tmp)
+        with space_checked(path):
+            write(tmp)
         os.chmod(tmp, creation_mode())
         os.replace(tmp, path)
     finally:

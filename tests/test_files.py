@@ -1,12 +1,14 @@
 """Files are never seen half-written, and get the permissions the user's umask gives."""
 
+import errno
 import os
 import stat
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from fourd.files import atomic_write, check_output
+from fourd.files import DiskFullError, atomic_write, check_output
 from fourd.weights import save_weights
 
 
@@ -71,3 +73,26 @@ def test_a_folder_is_written_into_only_when_empty_ours_or_on_purpose(tmp_path):
     assert check_output(folder, kind="folder", made_by=lambda p: False, overwrite=True) == folder
     with pytest.raises(FileExistsError, match="is a file, not a folder"):
         check_output(folder / "notes.txt", kind="folder", overwrite=True)
+
+
+def test_a_write_on_a_full_disk_names_the_folder_and_leaves_nothing(tmp_path):
+    def fill(tmp):
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DiskFullError, match=rf"^no space left on {tmp_path} \(writing out.bin\): free some"):
+        atomic_write(tmp_path / "out.bin", fill)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_writer_that_loses_the_errno_on_a_full_disk_is_named_too(tmp_path, monkeypatch):
+    """torch.save on a full disk raises RuntimeError("... unexpected pos ..."): the disk's free space tells."""
+
+    def fail(tmp):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # a disk with room: the writer's own error
+        atomic_write(tmp_path / "step.ckpt", fail)
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=3, f_frsize=4096))
+    with pytest.raises(DiskFullError, match="no space left on"):
+        atomic_write(tmp_path / "step.ckpt", fail)

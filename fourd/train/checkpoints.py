@@ -20,6 +20,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
 from fourd.errors import one_line
+from fourd.files import space_checked
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.ckpt$")
@@ -158,7 +159,13 @@ class RollingCheckpoint(L.Callback):
             self.dirpath.mkdir(parents=True, exist_ok=True)
             remove_path(temporary)
         trainer.strategy.barrier("fourd.weights.start")
-        trainer.save_checkpoint(temporary, weights_only=False)  # the full training state
+        try:
+            with space_checked(final):
+                trainer.save_checkpoint(temporary, weights_only=False)  # the full training state
+        except Exception:
+            if trainer.is_global_zero:
+                remove_path(temporary)  # a partial checkpoint is never left behind
+            raise
         if trainer.is_global_zero:
             commit(temporary, final)
             self.prune(trainer.global_step)
