@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     # torch loads after parsing: --help stays fast
     from fourd.devices import compute_device
     from fourd.inference import depth_video
-    from fourd.models.readout import DepthModel
+    from fourd.models.depth_model import DepthModel
     from fourd.weights import CheckpointError, load
 
     device = compute_device(args.device)

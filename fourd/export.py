@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or f"{args.what}.safetensors"
     check_output(out, [args.checkpoint], args.overwrite)
-    from fourd.train.export import export_checkpoint, resolve_checkpoint  # torch loads after parsing
+    from fourd.train.checkpoint_export import export_checkpoint, resolve_checkpoint  # torch loads after parsing
 
     if Path(args.checkpoint).is_dir():  # a run folder stands for its newest checkpoint: never the output either
         with contextlib.suppress(FourdError):  # none there: export_checkpoint says so, after checking --what

@@ -21,7 +21,8 @@ from fourd.data.transforms import ClipTransform
 from fourd.data.video import VideoReadError, count_frames, read_frames, write_video
 from fourd.errors import ConfigError
 from fourd.files import atomic_write, check_output, content_key, creation_mode
-from fourd.models.readout import DepthModel, readout_layer_index
+from fourd.models.depth_model import DepthModel
+from fourd.models.readout import readout_layer_index
 from fourd.models.vit import SpaceTimeViT
 from fourd.viz import colorize
 

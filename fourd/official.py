@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from fourd.errors import first_few
-from fourd.models.readout import DepthConfig, DepthModel, ReadoutConfig
+from fourd.models.depth_model import DepthConfig, DepthModel
+from fourd.models.readout import ReadoutConfig
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 from fourd.weights import CheckpointError, load_state_strict, save_weights
 

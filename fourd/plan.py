@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-mem", type=number_in(0, math.inf), default=80.0, help="GPU memory in GiB (default 80)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +exp=vit_e trainer.devices=8")
     args = parser.parse_intermixed_args(argv)
-    from fourd.train.plan import format_plan, plan_report  # torch loads after parsing: --help stays fast
+    from fourd.train.memory_plan import format_plan, plan_report  # torch loads after parsing: --help stays fast
 
     report = plan_report(args.overrides, args.gpu_mem)
     print(json.dumps(report, indent=1) if args.json else format_plan(report))

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.results).is_dir():
         raise ConfigError(f"--results {args.results} is a folder: name the .jsonl file the probes wrote")
     check_output(args.out, [args.results], args.overwrite, kind="folder", made_by=is_report)
-    from fourd.probe.report import write_report  # matplotlib (and torch) load after parsing: --help stays fast
+    from fourd.probe.results import write_report  # matplotlib (and torch) load after parsing: --help stays fast
 
     table, markdown, plot = write_report(args.results, args.out)
     print(table)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 @hydra.main(config_path=CONFIG_DIR, config_name="study", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     with reported():
-        from fourd.probe.study import study
+        from fourd.probe.scaling_study import study
 
         log.info(f"report: {study(cfg)}")
 

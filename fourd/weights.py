@@ -16,8 +16,8 @@ from torch import nn
 
 from fourd.errors import FourdError, first_few
 from fourd.files import atomic_write
+from fourd.models.depth_model import DepthConfig, DepthModel
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
-from fourd.models.readout import DepthConfig, DepthModel
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 
 FORMAT = "fourd"

@@ -9,7 +9,7 @@ from safetensors import safe_open
 
 import fourd
 from fourd.convert import main
-from fourd.models.readout import DepthModel
+from fourd.models.depth_model import DepthModel
 from fourd.models.vit import SpaceTimeViT
 from fourd.weights import CheckpointError, save_weights
 from tests.helpers import load_fixture_pair

@@ -5,8 +5,9 @@ import torch
 from safetensors import safe_open
 
 import fourd
+from fourd.models.depth_model import DepthConfig, DepthModel
 from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
-from fourd.models.readout import DepthConfig, DepthModel, ReadoutConfig
+from fourd.models.readout import ReadoutConfig
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 from fourd.weights import (
     CheckpointError,

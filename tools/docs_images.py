@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from fourd.probe.report import read_result_lines, read_results, scaling_plot
+from fourd.probe.results import read_result_lines, read_results, scaling_plot
 
 MAX_WIDTH = 1200  # pixels: the pictures stay small enough to keep in the repository
 

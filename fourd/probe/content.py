@@ -17,7 +17,7 @@ from torch import nn
 
 from fourd.conf import compose
 from fourd.errors import cli
-from fourd.models.readout import depth_from_patches
+from fourd.models.depth_model import depth_from_patches
 from fourd.probe.backbones import load_backbone
 from fourd.probe.metrics.pose import relative_poses
 from fourd.probe.run import clip_geometry, frozen_features, probe_splits, probe_task, split_stores

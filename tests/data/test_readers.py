@@ -24,7 +24,7 @@ from fourd.data.readers import (
     resize_with_geometry,
     something_something_list,
 )
-from fourd.data.readers.kinetics import spread_clip_indices
+from fourd.data.readers.actions import spread_clip_indices
 from fourd.data.readers.tapvid import sample_queries
 from fourd.errors import FourdError
 from tests.helpers.perception_test import point_track, video_record, write_perception_test

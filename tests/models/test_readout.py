@@ -12,15 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from fourd.models.readout import (
-    AttentionReadout,
-    DepthConfig,
-    DepthModel,
-    ReadoutConfig,
-    depth_from_patches,
-    encoder_to_readout,
-    readout_layer_index,
-)
+from fourd.models.depth_model import DepthConfig, DepthModel, depth_from_patches
+from fourd.models.readout import AttentionReadout, ReadoutConfig, encoder_to_readout, readout_layer_index
 from fourd.models.resize import cubic_resize_matrix, resize_time
 from fourd.models.vit import SpaceTimeViT, ViTConfig, count_parameters
 from fourd.official import (

@@ -10,9 +10,9 @@ bool (O, T); "label" int64; "index" int64, the entry's position in
 crash a reader: they are listed in ``dataset.skipped`` (name -> reason) and reported in warnings.
 """
 
+from fourd.data.readers.actions import ActionClipDataset, ActionList, kinetics_list, something_something_list
 from fourd.data.readers.base import EntryError, SkippingDataset
 from fourd.data.readers.geometry import resize_with_geometry
-from fourd.data.readers.kinetics import ActionClipDataset, ActionList, kinetics_list, something_something_list
 from fourd.data.readers.kubric import KubricDataset, kubric_record_from_arrays
 from fourd.data.readers.perception_test import PerceptionTestDataset
 from fourd.data.readers.realestate10k import RealEstate10KDataset, read_camera_file

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from fourd.errors import ConfigError
-from fourd.models.readout import depth_from_patches
+from fourd.models.depth_model import depth_from_patches
 from fourd.probe.metrics.depth import depth_metrics
 from fourd.probe.tasks.base import ClipGeometry, Describe, FourierEmbedding, ProbeTask, features_on_grid, masked_mean
 from fourd.viz import colorize, save_grid

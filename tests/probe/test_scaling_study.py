@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from fourd.errors import ConfigError
-from fourd.probe.study import missing, probe_command, recorded, size_name, size_names
+from fourd.probe.scaling_study import missing, probe_command, recorded, size_name, size_names
 
 TINY_SIZES = "sizes=[{width:32,depth:1,heads:2,mlp:64},{width:32,depth:2,heads:2,mlp:64}]"
 

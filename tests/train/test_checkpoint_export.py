@@ -12,7 +12,7 @@ import torch
 from fourd.export import main
 from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
 from fourd.models.vit import ViTConfig
-from fourd.train.export import export_checkpoint
+from fourd.train.checkpoint_export import export_checkpoint
 from fourd.weights import load, load_encoder, read_weights
 from tests.helpers import REPO
 

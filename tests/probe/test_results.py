@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from fourd.probe.report import ResultsError, margins_table, markdown_table, read_results, write_report
+from fourd.probe.results import ResultsError, margins_table, markdown_table, read_results, write_report
 from fourd.probe.run import append_result, protocol_key
 from fourd.report import main as report_main
 from tests.helpers.configs import composed

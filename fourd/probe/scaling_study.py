@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fourd.errors import ConfigError
-from fourd.probe.report import read_result_lines
+from fourd.probe.results import read_result_lines
 
 log = logging.getLogger(__name__)
 
