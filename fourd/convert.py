@@ -12,6 +12,7 @@ import sys
 
 from fourd.errors import cli
 from fourd.files import check_output
+from fourd.models.sizes import RELEASE_READOUT_DEPTH
 
 
 def parse_patch(text: str) -> tuple[int, int, int]:
@@ -28,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("src", help="official .npz (e.g. scaling4d_dist_b_depth.npz)")
     parser.add_argument("dst", help="output .safetensors")
-    parser.add_argument("--readout-depth", type=float, default=0.95, help="relative depth of the readout feature")
+    parser.add_argument(
+        "--readout-depth", type=float, default=RELEASE_READOUT_DEPTH, help="relative depth of the readout feature"
+    )
     parser.add_argument("--output-patch", type=parse_patch, default=(2, 8, 8), help="readout output patch T,H,W")
     parser.add_argument("--num-frames", type=int, default=None, help="input frames (default: from the shapes)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output (never an input)")

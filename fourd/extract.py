@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         default=None,
         help="feature-list indices (0 = tokens, i = input of block i-1; negative from the end); "
-        "default: the readout layer at depth 0.95",
+        "default: the layer the model's readout reads (a depth model's own readout_depth, else 0.95)",
     )
     parser.add_argument("--stride", type=whole_number(1), default=2, help="frame stride of the centre clip")
     parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, gpu or cuda:N")
@@ -40,11 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     # torch loads after parsing: --help stays fast
     from fourd.devices import compute_device
     from fourd.inference import extract_features
-    from fourd.weights import load_encoder
+    from fourd.weights import encoder_of, load, readout_depth_of
 
     device = compute_device(args.device)
-    encoder = load_encoder(args.ckpt).to(device)
-    written, failed = extract_features(encoder, args.videos, args.out, args.layer, args.stride)
+    model = load(args.ckpt)
+    written, failed = extract_features(
+        encoder_of(model).to(device), args.videos, args.out, args.layer, args.stride, readout_depth_of(model)
+    )
     print(f"wrote {len(written)} feature files to {args.out}; skipped {len(failed)} unreadable videos")
     for video, reason in failed.items():
         print(f"  skipped {video}: {reason}", file=sys.stderr)

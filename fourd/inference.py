@@ -23,6 +23,7 @@ from fourd.errors import ConfigError
 from fourd.files import atomic_write, check_output, content_key, creation_mode
 from fourd.models.depth_model import DepthModel
 from fourd.models.readout import readout_layer_index
+from fourd.models.sizes import RELEASE_READOUT_DEPTH
 from fourd.models.vit import SpaceTimeViT
 from fourd.viz import colorize
 
@@ -113,16 +114,18 @@ def extract_features(
     out_dir: str | Path,
     layers: Sequence[int] | None = None,
     stride: int = 2,
+    readout_depth: float = RELEASE_READOUT_DEPTH,
     progress: bool = True,
 ) -> tuple[list[Path], dict[Path, str]]:
-    """One safetensors per readable video with the chosen feature-list entries (default: the readout layer).
+    """One safetensors per readable video with the chosen feature-list entries (default: the layer at
+    `readout_depth`).
 
     Each video contributes its centre clip at the encoder's frames and resolution. Returns the files
     written and the unreadable videos with their reasons.
     """
     c = encoder.config
     num_features = c.depth + 1
-    layers = list(layers) if layers else [readout_layer_index(num_features, 0.95)]
+    layers = list(layers) if layers else [readout_layer_index(num_features, readout_depth)]
     outside = [i for i in layers if not -num_features <= i < num_features]
     if outside:
         raise ConfigError(

@@ -23,6 +23,7 @@ import torch
 from fourd.errors import first_few
 from fourd.models.depth_model import DepthConfig, DepthModel
 from fourd.models.readout import ReadoutConfig
+from fourd.models.sizes import RELEASE_READOUT_DEPTH
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 from fourd.weights import CheckpointError, load_state_strict, save_weights
 
@@ -142,7 +143,7 @@ def infer_readout_config(
     prefix: str = READOUT_PREFIX,
     encoder_width: int | None = None,
     num_frames: int | None = None,
-    readout_depth: float = 0.95,
+    readout_depth: float = RELEASE_READOUT_DEPTH,
     output_patch: tuple[int, int, int] = (2, 8, 8),
 ) -> ReadoutConfig:
     """Readout architecture from tensor shapes; `encoder_width` and `num_frames`, when given, are checked."""
@@ -203,7 +204,7 @@ def readout_state_from_official(
 def official_model_config(
     params: Mapping[str, np.ndarray],
     num_frames: int | None = None,
-    readout_depth: float = 0.95,
+    readout_depth: float = RELEASE_READOUT_DEPTH,
     output_patch: tuple[int, int, int] = (2, 8, 8),
 ) -> ViTConfig | DepthConfig:
     """The architecture of an official checkpoint: an encoder, or encoder + depth readout (depth layout).
@@ -254,7 +255,7 @@ def convert_official(
     src: str | Path,
     dst: str | Path,
     num_frames: int | None = None,
-    readout_depth: float = 0.95,
+    readout_depth: float = RELEASE_READOUT_DEPTH,
     output_patch: tuple[int, int, int] = (2, 8, 8),
 ) -> Path:
     """Convert an official .npz to fourd safetensors (config in metadata); raises before writing on any mismatch."""

@@ -18,6 +18,7 @@ from fourd.errors import FourdError, first_few
 from fourd.files import atomic_write
 from fourd.models.depth_model import DepthConfig, DepthModel
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
+from fourd.models.sizes import RELEASE_READOUT_DEPTH
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 
 FORMAT = "fourd"
@@ -180,5 +181,14 @@ def described_model(path: str | Path, kind: str, config: dict[str, Any]) -> Mode
 
 def load_encoder(path: str | Path, **encoder_overrides: Any) -> SpaceTimeViT:
     """The encoder of any fourd safetensors file (an encoder, a depth model or an MAE), in eval mode."""
-    model = load(path, **encoder_overrides)
+    return encoder_of(load(path, **encoder_overrides))
+
+
+def encoder_of(model: Model) -> SpaceTimeViT:
+    """The encoder of a loaded model (itself, for an encoder)."""
     return model if isinstance(model, SpaceTimeViT) else model.encoder
+
+
+def readout_depth_of(model: Model) -> float:
+    """The relative depth of the feature the model's own readout reads: a depth model's; the release's else."""
+    return model.config.readout.readout_depth if isinstance(model, DepthModel) else RELEASE_READOUT_DEPTH

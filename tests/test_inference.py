@@ -13,9 +13,11 @@ from fourd.data.video import count_frames, read_frames
 from fourd.depth import main as depth_main
 from fourd.extract import main as extract_main
 from fourd.inference import feature_file_name, padded_windows
+from fourd.models.readout import readout_layer_index
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 from fourd.official import convert_official
 from fourd.viz import colorize
+from fourd.weights import load
 from tests.helpers.encoders import save_encoder
 from tests.helpers.videos import write_broken_video, write_test_video
 
@@ -94,6 +96,18 @@ def test_extract_features_skips_and_reports_bad_videos(tmp_path, capsys):
     extract_main(["--ckpt", str(ckpt), "--videos", str(videos), "--out", str(default_out)])
     with safe_open(str(default_out / "a.safetensors"), "pt") as f:
         assert list(f.keys()) == ["layer_2"]  # int(4 * 0.95) - 1, the readout layer
+
+
+def test_extract_reads_a_depth_models_own_readout_layer_by_default(fixtures_dir, tmp_path):
+    ckpt = convert_official(
+        fixtures_dir / "r4d_tiny" / "params.npz", tmp_path / "d.safetensors", output_patch=(2, 4, 4), readout_depth=0.5
+    )
+    depth = load(ckpt).encoder.config.depth
+    write_test_video(tmp_path / "videos" / "a.mp4")
+    assert extract_main(["--ckpt", str(ckpt), "--videos", str(tmp_path / "videos"), "--out", str(tmp_path / "f")]) == 0
+    with safe_open(str(tmp_path / "f" / "a.safetensors"), "pt") as f:
+        assert list(f.keys()) == [f"layer_{readout_layer_index(depth + 1, 0.5)}"]
+    assert readout_layer_index(depth + 1, 0.5) != readout_layer_index(depth + 1, 0.95)  # the release's would differ
 
 
 def test_extract_with_only_bad_videos_fails(tmp_path, capsys):

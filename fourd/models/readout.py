@@ -18,6 +18,7 @@ from torch import nn
 
 from fourd.models.attention import dot_product_attention
 from fourd.models.resize import resize_time
+from fourd.models.sizes import RELEASE_READOUT_DEPTH
 from fourd.models.vit import (
     LN_EPS,
     TanhGELU,
@@ -36,7 +37,7 @@ class ReadoutConfig:
     num_classes: int = 128  # outputs per query: prod(output_patch) * output_channels
     mlp: int = 4096
     num_frames: int = 16  # features are resized to this many frames; one temporal embedding each
-    readout_depth: float = 0.95
+    readout_depth: float = RELEASE_READOUT_DEPTH
     output_patch: tuple[int, int, int] = (2, 8, 8)
     output_channels: int = 1
     encoder_width: int = 768

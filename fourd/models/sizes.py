@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+RELEASE_READOUT_DEPTH = 0.95  # the released 4DS readouts read the encoder's feature at 95% of its depth (paper)
+
 
 @dataclass(frozen=True)
 class ViTSize:

@@ -12,6 +12,7 @@ from torch import nn
 
 from fourd.errors import FourdError
 from fourd.models.readout import readout_layer_index
+from fourd.models.sizes import RELEASE_READOUT_DEPTH
 from fourd.models.vit import count_parameters
 
 BASELINES = ("trivial", "pixels", "random")
@@ -40,7 +41,7 @@ class Backbone(ABC):
     once, by `load_backbone`)."""
 
     reads_video = True
-    readout_depth = 0.95
+    readout_depth = RELEASE_READOUT_DEPTH
 
     def __init__(self, name: str, identity: str, module: nn.Module | None = None) -> None:
         self.name = name
