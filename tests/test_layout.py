@@ -18,6 +18,7 @@ CLIS = {
     "fourd.export",
     "fourd.extract",
     "fourd.plan",
+    "fourd.probe.content",
     "fourd.report",
     "fourd.study",
     "fourd.world",

@@ -7,6 +7,7 @@ through attention); where every backbone scores alike here, no readout will sepa
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any
 
@@ -170,14 +171,26 @@ def measure(backbone: str, overrides: list[str]) -> dict[str, float]:
     return results
 
 
+def split_arguments(items: list[str]) -> tuple[list[str], list[str]]:
+    """(backbones, Hydra overrides) of the command line, which may mix them."""
+    return [a for a in items if "=" not in a], [a for a in items if "=" in a]
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0
-    backbones = [a for a in args if "=" not in a]
-    overrides = [a for a in args if "=" in a]
+    parser = argparse.ArgumentParser(
+        prog="python -m fourd.probe.content", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "items",
+        nargs="+",
+        metavar="BACKBONE|KEY=VALUE",
+        help="backbones (trivial, pixels, random or a fourd safetensors file) and Hydra overrides of probe.yaml",
+    )
+    args = parser.parse_args(argv)
+    backbones, overrides = split_arguments(args.items)
+    if not backbones:
+        parser.error("name at least one backbone")
     rows = {backbone: measure(backbone, overrides) for backbone in backbones}
     columns = list(next(iter(rows.values())))
     print("| backbone | " + " | ".join(columns) + " |")
