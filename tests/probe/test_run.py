@@ -199,6 +199,21 @@ def test_multirun_sweep_and_report(tmp_path):
     assert (tmp_path / "report" / "scaling.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
+def test_a_sweep_goes_on_past_a_refused_probe_and_exits_1_naming_it(tmp_path):
+    missing = tmp_path / "missing.safetensors"
+    cmd = [sys.executable, "-m", "fourd.probe", "-m", "probe=depth", f"backbone=trivial,{missing},pixels", *TINY]
+    cmd += [*TINY_WORLD, f"cache_dir={tmp_path / 'cache'}", f"results={tmp_path / 'results.jsonl'}"]
+    cmd.append(f"hydra.sweep.dir={tmp_path / 'multirun'}")
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors[0].startswith(f"error: backbone '{missing}'") and len(errors) == 2, proc.stderr[-3000:]
+    assert errors[1] == f"error: 1 probes of the sweep were refused: job 1 (probe=depth backbone={missing} seed=0)"
+    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["backbone"] for r in records] == ["trivial", "pixels"]  # the one after the refused probe ran too
+
+
 def test_probe_on_a_real_format_dataset(tmp_path):
     """probe_data=scannet reads ScanNet-style exported frames; the depth probe trains and evaluates on them."""
     for split, scenes in (("train", ["scene0000_00", "scene0001_00"]), ("val", ["scene0002_00"])):
