@@ -5,21 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
 
 from fourd.data.sampler import ResumableSampler
 from fourd.files import atomic_write
 from fourd.models.readout import AttentionReadout
 from fourd.probe.features import targets_of
 from fourd.probe.tasks.base import ProbeTask
-from fourd.schedule import warmup_cosine
+from fourd.schedule import warmup_cosine_per_step
 
 
 @dataclass(frozen=True)
@@ -90,12 +88,9 @@ class ProbeModule(L.LightningModule):
         ]
         optimizer = torch.optim.AdamW(groups)
         total = int(self.trainer.estimated_stepping_batches)
-        schedule = partial(
-            warmup_cosine, warmup_steps=min(self.warmup_steps, total // 2 or 1), total_steps=total, min_ratio=0.01
-        )
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
+            "lr_scheduler": warmup_cosine_per_step(optimizer, self.warmup_steps, total, min_ratio=0.01),
         }
 
 

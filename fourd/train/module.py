@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
-from torch.optim.lr_scheduler import LambdaLR
 
 from fourd.data.sampler import item_seed
 from fourd.errors import first_few
 from fourd.models.flops import mae_flops
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
-from fourd.schedule import warmup_cosine
+from fourd.schedule import warmup_cosine_per_step
 from fourd.train.distributed import any_rank, gather_objects
 from fourd.train.nonfinite import BadStepCounter
 from fourd.train.optim import OptimConfig, build_adamw, scaled_lr
@@ -146,16 +144,10 @@ class TrainModule(L.LightningModule):
         lr = scaled_lr(c.base_lr, self.global_batch_size())
         optimizer = build_adamw(self.model, c, lr, self.model.no_weight_decay())
         total = self.schedule_steps()
-        schedule = partial(
-            warmup_cosine,
-            warmup_steps=min(c.warmup_steps, total // 2 or 1),
-            total_steps=total,
-            min_ratio=c.min_lr_ratio,
-        )
         log.info(f"lr {lr:.3g} (base {c.base_lr:g} x global batch {self.global_batch_size()} / 256), {total} steps")
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
+            "lr_scheduler": warmup_cosine_per_step(optimizer, c.warmup_steps, total, c.min_lr_ratio),
         }
 
 
