@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import random
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
+from fourd.data.skipping import first_usable
 from fourd.data.transforms import ClipTransform, check_augment
 from fourd.data.video import VIDEO_EXTENSIONS, VideoReadError, read_clip, read_frames
 from fourd.errors import FourdError, first_few
@@ -137,21 +137,17 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         # seeded per item in training (fourd.data.sampler.SeededItems); per worker and epoch by torch otherwise
         rng = random.Random(f"{torch.initial_seed()}:{index}") if self.train else None
-        attempts = min(self.max_retries, len(self.videos))
-        for skipped in range(attempts):
-            position = (index + skipped) % len(self.videos)
-            path = self.videos[position]
-            if path in self.unreadable:
-                continue
-            try:
-                return {**self._read(path, rng), "index": position, "skipped": skipped}
-            except VideoReadError as error:
-                warnings.warn(f"skipping unreadable video: {error}", stacklevel=1)
-                self.unreadable[path] = str(error)
-        raise RuntimeError(
-            f"{attempts} consecutive unreadable videos under {self.source} from item {index} "
-            f"(last: {self.unreadable[path]}): check the dataset"
+        item, position, skipped = first_usable(
+            index,
+            len(self.videos),
+            self.max_retries,
+            self.unreadable,
+            self.videos.__getitem__,
+            lambda position: self._read(self.videos[position], rng),
+            (VideoReadError,),
+            f"videos under {self.source}",
         )
+        return {**item, "index": position, "skipped": skipped}
 
     def passed_over(self, index: int, skipped: int) -> list[Path]:
         """The unreadable videos skipped by an item that read video ``index`` after skipping ``skipped``."""

@@ -178,7 +178,7 @@ def test_too_many_consecutive_broken_videos_raise(tmp_path):
     dataset = VideoClipDataset(tmp_path, size=32, max_retries=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(RuntimeError, match="2 consecutive unreadable videos under .*check the dataset"):
+        with pytest.raises(RuntimeError, match="2 consecutive unusable videos under .*check the dataset"):
             dataset[2]  # text.mp4, truncated.mp4
 
 

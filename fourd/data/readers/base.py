@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from fourd.data.skipping import first_usable
 from fourd.data.video import VideoReadError
 from fourd.errors import FourdError, first_few
 
@@ -48,22 +49,18 @@ class SkippingDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         if not 0 <= index < len(self):
             raise IndexError(f"item {index} out of range for {len(self)} items")
-        attempts = min(self.max_retries, len(self))
-        for offset in range(attempts):
-            entry, clip = divmod((index + offset) % len(self), self.clips_per_entry)
-            name = self.names[entry]
-            if name in self.skipped:
-                continue
-            try:
-                item = self.load(entry, clip)
-            except (EntryError, VideoReadError) as error:
-                warnings.warn(f"{type(self).__name__}: skipping {name}: {error}", stacklevel=2)
-                self.skipped[name] = str(error)
-                continue
-            return {**item, "index": torch.tensor(entry, dtype=torch.int64), "skipped": offset}
-        raise RuntimeError(
-            f"{type(self).__name__}: {attempts} consecutive unusable items from item {index}: check the dataset"
+        item, position, skipped = first_usable(
+            index,
+            len(self),
+            self.max_retries,
+            self.skipped,
+            lambda position: self.names[position // self.clips_per_entry],
+            lambda position: self.load(*divmod(position, self.clips_per_entry)),
+            (EntryError, VideoReadError),
+            f"{type(self).__name__} items",
         )
+        entry = position // self.clips_per_entry
+        return {**item, "index": torch.tensor(entry, dtype=torch.int64), "skipped": skipped}
 
     def load(self, entry: int, clip: int) -> dict[str, torch.Tensor]:
         """The tensors of clip ``clip`` of entry ``entry``; raises EntryError or VideoReadError."""
