@@ -30,7 +30,7 @@ def check_switches(cfg: DictConfig, keys: Iterable[str]) -> None:
             raise ConfigError(f"{key}={value!r} must be true or false")
 
 
-def check_fractions(cfg: DictConfig, bounds: Mapping[str, tuple[float, float, str]]) -> None:
+def check_intervals(cfg: DictConfig, bounds: Mapping[str, tuple[float, float, str]]) -> None:
     """Each key present must hold a finite number inside its (low, high, "[)"-style) interval."""
     for key, (low, high, ends) in bounds.items():
         value = OmegaConf.select(cfg, key, default=None)

@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from fourd.conf.checks import check_fractions, check_switches, check_whole_numbers
+from fourd.conf.checks import check_intervals, check_switches, check_whole_numbers
 from fourd.data.augment import AugmentedSplit, ProbeAugment
 from fourd.data.sampler import KeyedItems, ResumableSampler, SampleKey, SeededItems
 from fourd.devices import cluster_environment, rank_device
@@ -150,10 +150,13 @@ PROBE_WHOLE_NUMBERS = {  # key: the smallest value that means something
     "train.num_workers": 0,
     "train.checkpoint_every": 0,
     "train.prior_clips": 1,
-    "cache_chunk_mb": 1,
 }
 PROBE_SWITCHES = ("shard_backbone", "cache_features", "pictures")
-PROBE_INTERVALS = {"readout.readout_depth": (0.0, 1.0, "(]"), "val_fraction": (0.0, 1.0, "()")}
+PROBE_INTERVALS = {
+    "readout.readout_depth": (0.0, 1.0, "(]"),
+    "val_fraction": (0.0, 1.0, "()"),
+    "cache_chunk_mb": (0.0, math.inf, "()"),
+}
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -162,7 +165,7 @@ def check_settings(cfg: DictConfig) -> None:
     results file that cannot be written."""
     check_whole_numbers(cfg, PROBE_WHOLE_NUMBERS)
     check_switches(cfg, PROBE_SWITCHES)
-    check_fractions(cfg, PROBE_INTERVALS)
+    check_intervals(cfg, PROBE_INTERVALS)
     if cfg.readout.width % cfg.readout.heads:
         raise ConfigError(f"readout.width={cfg.readout.width} is not divisible by readout.heads={cfg.readout.heads}")
     t = cfg.train

@@ -273,8 +273,10 @@ def test_cli_writes_a_tiny_world(tmp_path, capsys):
 
 
 def test_world_cli_refuses_a_negative_clip_count(tmp_path, capsys):
-    assert main(["--out", str(tmp_path / "w"), "--num", "-5"]) == 1
-    assert capsys.readouterr().err.startswith("error: a world needs at least 1 train clip")
+    with pytest.raises(SystemExit) as refused:
+        main(["--out", str(tmp_path / "w"), "--num", "-5"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith("error: argument --num: -5 must be >= 1")
     assert not (tmp_path / "w" / "world.json").exists()
 
 
