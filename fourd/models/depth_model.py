@@ -78,7 +78,11 @@ class DepthModel(nn.Module):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) video in [0, 1] -> raw depth (B, T, H, W) (channel axis kept if output_channels > 1)."""
-        r = self.config.readout
+        r, expected = self.config.readout, (self.config.encoder.num_frames, *self.config.encoder.image_size)
+        if tuple(video.shape[2:]) != expected:  # the readout's queries tile exactly this clip
+            raise ValueError(
+                f"this depth model takes (batch, 3, {', '.join(map(str, expected))}) clips, got {tuple(video.shape)}"
+            )
         grid = tubelet_grid(video.shape[2:], self.config.encoder.patch_size)
         tokens = encoder_to_readout(self.features(video), grid, r.readout_depth, r.num_frames)
         depth = depth_from_patches(

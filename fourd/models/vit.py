@@ -224,7 +224,14 @@ class SpaceTimeViT(BlockStack):
         return resized[0].permute(1, 2, 3, 0)
 
     def tokenize(self, video: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
-        """(B, C, T, H, W) video -> (B, T'*h*w, D) tokens with position embedding, and the grid."""
+        """(B, C, T, H, W) video in [0, 1] (or uint8 in [0, 255]) -> (B, T'*h*w, D) tokens with position embedding,
+        and the grid."""
+        if video.ndim != 5 or video.shape[1] != self.config.in_chans:
+            raise ValueError(
+                f"expected a (batch, {self.config.in_chans}, frames, height, width) video, got {tuple(video.shape)}"
+            )
+        if video.dtype == torch.uint8:
+            video = video.to(self.patch_embed.weight.dtype) / 255
         x = self.patch_embed(video)  # B D T' h w
         grid = tuple(x.shape[2:])
         x = rearrange(x, "b d t h w -> b t h w d") + self.position_embedding(grid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -168,6 +169,17 @@ def meta_shapes(build: Callable[[], torch.nn.Module]) -> tuple[dict[str, tuple[i
     with torch.device("meta"):
         model = build()
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}, count_parameters(model)
+
+
+def test_a_depth_model_refuses_a_clip_its_queries_do_not_tile(fixtures_dir, tiny_config):
+    params, _ = load_fixture_pair(fixtures_dir, False)
+    config = official_model_config(params, output_patch=tuple(tiny_config["hyperparameters"]["decoding_patch_size"]))
+    model = DepthModel(config).eval()
+    t, h, w = config.encoder.num_frames, *config.encoder.image_size
+    assert model(torch.rand(1, 3, t, h, w)).shape == (1, t, h, w)
+    for shape in [(1, 3, 2 * t, h, w), (1, 3, t, 2 * h, w)]:
+        with pytest.raises(ValueError, match=re.escape(f"takes (batch, 3, {t}, {h}, {w}) clips, got {shape}")):
+            model(torch.rand(*shape))
 
 
 def test_vit_b_depth_checkpoint_coverage(fixtures_dir):

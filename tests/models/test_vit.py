@@ -53,6 +53,17 @@ def test_shapes_and_feature_list():
     torch.testing.assert_close(model.blocks[-1](feats[-1]), tokens)
 
 
+def test_uint8_video_reads_as_its_float_in_0_1_and_a_wrong_layout_is_named():
+    model = tiny().eval()
+    video = torch.randint(0, 256, (1, 3, 4, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(model.features(video)[-1], model.features(video.float() / 255)[-1])
+    with pytest.raises(
+        ValueError, match=r"expected a \(batch, 3, frames, height, width\) video, got \(1, 4, 32, 32, 3\)"
+    ):
+        model(video.permute(0, 2, 3, 4, 1))
+
+
 @pytest.mark.parametrize("frames,size", [(4, 32), (8, 48)])  # the native grid, and a resized position embedding
 def test_visible_token_subset_equals_encoding_only_those_tokens(frames, size):
     model = tiny(depth=1).eval()
