@@ -237,8 +237,12 @@ def official_state(
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of an .npz file; a clear error for a missing, truncated or non-npz file."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder: name the official .npz file (e.g. scaling4d_dist_b_depth.npz)")
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint: {path}")
+    if not zipfile.is_zipfile(path):  # numpy would read it as a pickle and advise allow_pickle
+        raise CheckpointError(f"{path} is not a readable .npz checkpoint: no zip archive (truncated, or another file)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}

@@ -117,7 +117,10 @@ def model_description(path: str | Path, metadata: Mapping[str, str]) -> tuple[st
     """(kind, config) that a fourd file's metadata gives."""
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path} has no fourd metadata (format/config); convert official .npz files first")
-    return metadata.get("kind", "encoder"), json.loads(metadata["config"])
+    try:
+        return metadata.get("kind", "encoder"), json.loads(metadata["config"])
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: its fourd metadata 'config' is not valid JSON ({err})") from err
 
 
 def build_model(kind: str, config: dict[str, Any]) -> Model:

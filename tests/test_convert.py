@@ -96,6 +96,14 @@ def test_truncated_npz(fixtures_dir, tmp_path, capsys):
     assert_clean_failure(*run_cli([tmp_path / "cut.npz", dst], capsys), dst, "not a readable .npz")
 
 
+def test_a_text_file_or_a_folder_as_the_source_is_named_as_such(tmp_path, capsys):
+    (tmp_path / "notes.npz").write_text("not a checkpoint\n")
+    (tmp_path / "folder.npz").mkdir()
+    dst = tmp_path / "out.safetensors"
+    assert_clean_failure(*run_cli([tmp_path / "notes.npz", dst], capsys), dst, "no zip archive (truncated, or another")
+    assert_clean_failure(*run_cli([tmp_path / "folder.npz", dst], capsys), dst, "is a folder: name the official .npz")
+
+
 def test_npz_of_another_model(tmp_path, capsys):
     np.savez(tmp_path / "resnet.npz", **{"params/conv1/kernel": np.zeros((3, 3, 3, 8), np.float32)})
     dst = tmp_path / "out.safetensors"

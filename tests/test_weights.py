@@ -10,6 +10,7 @@ from fourd.models.mae import DecoderConfig, MAEConfig, MaskedAutoencoder
 from fourd.models.readout import ReadoutConfig
 from fourd.models.vit import SpaceTimeViT, ViTConfig
 from fourd.weights import (
+    FORMAT,
     CheckpointError,
     load,
     load_encoder,
@@ -107,6 +108,10 @@ def test_corrupt_and_foreign_files_fail_clearly(tmp_path):
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
     with pytest.raises(CheckpointError, match="no fourd metadata"):
         load_encoder(tmp_path / "foreign.safetensors")
+    damaged = tmp_path / "damaged.safetensors"
+    save_file({"w": torch.zeros(2)}, str(damaged), metadata={"format": FORMAT, "config": "{width: 32"})
+    with pytest.raises(CheckpointError, match=f"^{damaged}: its fourd metadata 'config' is not valid JSON"):
+        load_encoder(damaged)
 
 
 def test_checkpoints_of_other_formats_name_the_command_that_converts_them(tmp_path):

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from fourd.data.sampler import item_seed
 from fourd.data.synthetic import random_oscillation, random_uniform
-from fourd.errors import ConfigError
+from fourd.errors import ConfigError, FourdError
 from fourd.files import atomic_write, content_key, file_lock
 
 MOTIONS = ("left", "right", "forward", "backward", "orbit")
@@ -164,12 +164,12 @@ def generate_world(
         raise ConfigError(f"unknown splits {sorted(unknown)}; known: {list(SPLIT_OFFSETS)}")
     meta = {"config": asdict(config), "splits": dict(splits)}
     manifest = root / "world.json"
-    previous = json.loads(manifest.read_text()) if manifest.is_file() else None
+    previous = read_manifest(manifest) if manifest.is_file() else None  # unreadable: rendered again
     if previous == meta and all(
         (root / split / f"{index:06d}.npz").is_file() for split, count in splits.items() for index in range(count)
     ):
         return root
-    keep = previous is not None and previous["config"] == meta["config"]
+    keep = previous is not None and previous.get("config") == meta["config"]
     root.mkdir(parents=True, exist_ok=True)
     (root / WORLD_MARKER).touch()  # ours while unfinished too: a killed generation resumes into it
     if not keep:
@@ -183,6 +183,15 @@ def generate_world(
                 _save_clip(path, render_world_clip(config, SPLIT_OFFSETS[split] + index))
     atomic_write(manifest, lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
     return root
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """A world's world.json, or None where it does not read as a JSON object."""
+    try:
+        described = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return described if isinstance(described, dict) else None
 
 
 def world_split(
@@ -208,7 +217,10 @@ class WorldDataset(Dataset):
         hint = f"run `python -m fourd.world --out {self.root}`"
         if not manifest.is_file():
             raise FileNotFoundError(f"no 4D world at {self.root} (missing {manifest}): {hint}")
-        splits = json.loads(manifest.read_text())["splits"]
+        described = read_manifest(manifest)
+        if described is None or not isinstance(described.get("splits"), dict):
+            raise FourdError(f"{manifest} is not a 4D world's description (damaged?): {hint} again to mend it")
+        splits = described["splits"]
         if split not in splits or not (self.root / split).is_dir():
             raise FileNotFoundError(f"4D world {self.root} has no split {split!r} (has {list(splits)}): {hint}")
         self.num_clips = splits[split]

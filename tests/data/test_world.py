@@ -17,6 +17,7 @@ from fourd.data.world import (
     generate_world,
     render_world_clip,
 )
+from fourd.errors import FourdError
 from fourd.world import main
 
 CONFIG = WorldConfig(num_frames=6, size=48, num_points=48, num_objects=3, seed=0)
@@ -241,6 +242,15 @@ def test_dataset_names_a_missing_world_or_split(tmp_path):
     generate_world(tmp_path, TINY, {"train": 1}, progress=False)
     with pytest.raises(FileNotFoundError, match="'val'"):
         WorldDataset(tmp_path, "val")
+
+
+def test_a_damaged_world_description_is_named_when_read_and_mended_by_generating_again(tmp_path):
+    root = generate_world(tmp_path / "world", TINY, {"train": 1}, progress=False)
+    (root / "world.json").write_text("{not json")
+    with pytest.raises(FourdError, match=r"world.json is not a 4D world's description \(damaged\?\)"):
+        WorldDataset(root, "train")
+    generate_world(root, TINY, {"train": 1}, progress=False)  # rendered again, not a traceback
+    assert len(WorldDataset(root, "train")) == 1
 
 
 def test_cli_writes_a_tiny_world(tmp_path, capsys):
