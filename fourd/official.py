@@ -25,7 +25,7 @@ from fourd.models.depth_model import DepthConfig, DepthModel
 from fourd.models.readout import ReadoutConfig
 from fourd.models.sizes import RELEASE_READOUT_DEPTH
 from fourd.models.vit import SpaceTimeViT, ViTConfig
-from fourd.weights import CheckpointError, load_state_strict, save_weights
+from fourd.weights import CheckpointError, load_state_strict, refuse_non_finite, save_weights
 
 ENCODER_PREFIXES = ("params/", "params/layers_0/")
 READOUT_PREFIX = "params/layers_2/"  # the AttentionReadout inside the depth model's nn.Sequential
@@ -266,6 +266,10 @@ def convert_official(
     if Path(dst).resolve() == Path(src).resolve():
         raise CheckpointError(f"the output {dst} is the source checkpoint: choose another output file")
     params = read_npz(src)
+    not_float = sorted(k for k, v in params.items() if not np.issubdtype(v.dtype, np.floating))
+    if not_float:
+        raise CheckpointError(f"{src}: {len(not_float)} arrays are not floating point: {first_few(not_float, 8)}")
+    refuse_non_finite(src, ((k, torch.from_numpy(v)) for k, v in params.items()))
     try:
         config = official_model_config(params, num_frames, readout_depth, output_patch)
         state, used = official_state(params, config)

@@ -104,6 +104,19 @@ def test_a_text_file_or_a_folder_as_the_source_is_named_as_such(tmp_path, capsys
     assert_clean_failure(*run_cli([tmp_path / "folder.npz", dst], capsys), dst, "is a folder: name the official .npz")
 
 
+@pytest.mark.parametrize("damage", ["nan", "int32"])
+def test_non_finite_or_integer_weights_are_refused_by_name(fixtures_dir, tmp_path, capsys, damage):
+    params = dict(np.load(fixtures_dir / "r4d_tiny" / "params.npz"))
+    key = sorted(params)[3]
+    params[key] = params[key].astype(np.int32) if damage == "int32" else np.full_like(params[key], np.nan)
+    np.savez(tmp_path / "damaged.npz", **params)
+    dst = tmp_path / "out.safetensors"
+    expected = "holds nan or inf in 1 tensors" if damage == "nan" else "1 arrays are not floating point"
+    assert_clean_failure(
+        *run_cli([tmp_path / "damaged.npz", dst, "--output-patch", "2,4,4"], capsys), dst, expected, key
+    )
+
+
 def test_npz_of_another_model(tmp_path, capsys):
     np.savez(tmp_path / "resnet.npz", **{"params/conv1/kernel": np.zeros((3, 3, 3, 8), np.float32)})
     dst = tmp_path / "out.safetensors"
