@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from fourd.errors import ConfigError
+from fourd.errors import PREEMPTED_EXIT_CODE, ConfigError, FourdError
 from fourd.probe.results import read_result_lines
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,17 @@ def missing(backbones: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]
 
 
 def run(command: list[str]) -> None:
+    """Run one step of the study; a step that fails ends the study with one line (its own error is above it), and
+    one stopped by a signal stops the study with the same exit code."""
     log.info(" ".join(command[1:]))
-    subprocess.run(command, check=True)
+    code = subprocess.run(command).returncode
+    if code == PREEMPTED_EXIT_CODE:
+        raise SystemExit(code)
+    if code:
+        raise FourdError(
+            f"`python {' '.join(command[1:3])}` failed with exit code {code} (its error is above); run the study "
+            "again to go on from there"
+        )
 
 
 def study(cfg: DictConfig) -> Path:

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from fourd.errors import ConfigError
-from fourd.probe.scaling_study import missing, probe_command, recorded, size_name, size_names
+from fourd.errors import PREEMPTED_EXIT_CODE, ConfigError, FourdError
+from fourd.probe.scaling_study import missing, probe_command, recorded, run, size_name, size_names
 
 TINY_SIZES = "sizes=[{width:32,depth:1,heads:2,mlp:64},{width:32,depth:2,heads:2,mlp:64}]"
 
@@ -23,6 +23,15 @@ def test_size_names_tell_the_sizes_apart():
     assert size_names(sizes) == ["w64_d2_h2_m256", "w64_d2_h4_m128"]
     with pytest.raises(ConfigError, match="would share the folder w64_d2_h2_m256: list each size once"):
         size_names([sizes[0], {"mlp": 256, "heads": 2, "depth": 2, "width": 64}])
+
+
+def test_a_failed_step_ends_the_study_in_one_line_and_a_stopped_one_with_its_exit_code():
+    run([sys.executable, "-c", "pass"])
+    with pytest.raises(FourdError, match=r"^`python -c import sys; sys.exit\(3\)` failed with exit code 3"):
+        run([sys.executable, "-c", "import sys; sys.exit(3)"])
+    with pytest.raises(SystemExit) as stopped:
+        run([sys.executable, "-c", f"import sys; sys.exit({PREEMPTED_EXIT_CODE})"])
+    assert stopped.value.code == PREEMPTED_EXIT_CODE
 
 
 def test_only_backbones_with_an_unrecorded_probe_are_probed_again(tmp_path):
