@@ -166,12 +166,14 @@ def _decord():
 
 
 def _open_decord(path: Path, short_side: int | None = None):
+    """decord's reader of `path`, after PyAV read its header: a file PyAV cannot open fails here, before decord's
+    C++ logger prints its own `ERROR opening` line for it."""
     decord = _decord()
-    height, width = -1, -1  # decord's "as decoded"
-    if short_side is not None:
-        with av.open(str(path)) as container:  # the header alone: the frame size
-            stream = container.streams.video[0]
-            height, width = scaled_size(stream.height, stream.width, short_side)
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        stream = container.streams.video[0]
+        height, width = scaled_size(stream.height, stream.width, short_side) if short_side else (-1, -1)
     return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, width=width, height=height)
 
 

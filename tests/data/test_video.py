@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fourd.data.video import VideoReadError, count_frames, one_thread, read_clip, read_frames, write_video
+from tests.helpers import assert_quiet
 from tests.helpers.videos import (
     BROKEN_KINDS,
     READER_BACKENDS,
@@ -94,7 +95,7 @@ def test_write_video_rejects_non_uint8_frames(tmp_path):
 
 @pytest.mark.parametrize("backend", READER_BACKENDS)
 @pytest.mark.parametrize("kind", [*BROKEN_KINDS, "audio_only", "missing"])
-def test_unreadable_files_raise_video_read_error(tmp_path, backend, kind):
+def test_unreadable_files_raise_video_read_error(tmp_path, capfd, backend, kind):
     path = tmp_path / f"{kind}.mp4"
     if kind != "missing":
         write_broken_video(path, kind)
@@ -105,6 +106,7 @@ def test_unreadable_files_raise_video_read_error(tmp_path, backend, kind):
     if kind != "truncated":  # a truncated file keeps its header, so only decoding fails
         with pytest.raises(VideoReadError, match=f"{kind}.mp4"):
             count_frames(path, backend=backend)
+    assert_quiet(capfd.readouterr().err)  # the error is the only word on it: no decoder's log line
 
 
 @pytest.mark.parametrize("backend", READER_BACKENDS)

@@ -14,7 +14,7 @@ FIXTURES = Path(os.environ.get("FOURD_FIXTURES") or REPO / "tests" / "fixtures")
 FIXTURE_SUMS = REPO / "tests" / "fixtures" / "SHA256SUMS"
 # what a fourd job must not print: Lightning's device lines and litlogger tip, torch's LeafSpec warning from inside
 # Lightning (fourd/quiet.py), Lightning's model summary (trainer.enable_model_summary: false)
-SILENCED = ("GPU available:", "TPU available:", "litlogger", "LeafSpec", "Total params", "Total Flops")
+SILENCED = ("GPU available:", "TPU available:", "litlogger", "LeafSpec", "Total params", "Total Flops", "ERROR opening")
 
 
 def assert_quiet(output: str) -> None:
