@@ -126,6 +126,9 @@ def check_output(
     for source in inputs:
         if source is not None and same_path(path, source):
             raise FileExistsError(f"{path} is also an input ({source}): choose another output")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise FileExistsError(f"{path}: {blocking} is a file, not a folder: choose another output")
     if not path.exists() and not path.is_symlink():
         return path
     if kind == "folder":

@@ -75,6 +75,14 @@ def test_a_folder_is_written_into_only_when_empty_ours_or_on_purpose(tmp_path):
         check_output(folder / "notes.txt", kind="folder", overwrite=True)
 
 
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_an_output_below_a_file_names_that_file(tmp_path, kind):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"notes.txt is a file, not a folder: choose another output$"):
+        check_output(tmp_path / "notes.txt" / "sub" / "out", kind=kind)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_a_write_on_a_full_disk_names_the_folder_and_leaves_nothing(tmp_path):
     def fill(tmp):
         tmp.write_bytes(b"half")
