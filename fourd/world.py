@@ -26,11 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         "--val", type=whole_number(0), default=None, help="validation clips (default: num / 8, at least 1)"
     )
     parser.add_argument("--test", type=whole_number(0), default=None, help="test clips (default: num / 4, at least 1)")
-    parser.add_argument("--frames", type=whole_number(1), default=8)
-    parser.add_argument("--size", type=whole_number(8), default=64, help="frame height and width in pixels")
-    parser.add_argument("--seed", type=whole_number(0), default=0)
-    parser.add_argument("--points", type=whole_number(1), default=64, help="tracked points per clip")
-    parser.add_argument("--objects", type=whole_number(1), default=3, help="moving objects per clip")
+    parser.add_argument("--frames", type=whole_number(1), help="frames per clip (default 8)")
+    parser.add_argument("--size", type=whole_number(8), help="frame height and width in pixels (default 64)")
+    parser.add_argument("--seed", type=whole_number(0), help="clip i depends only on (seed, i) (default 0)")
+    parser.add_argument("--points", type=whole_number(1), help="tracked points per clip (default 32)")
+    parser.add_argument("--objects", type=whole_number(1), help="moving objects per clip (default 3)")
     parser.add_argument(
         "--overwrite", action="store_true", help="write into a folder that holds files but no fourd world"
     )
@@ -39,9 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
     check_output(args.out, overwrite=args.overwrite, kind="folder", made_by=is_world)
 
-    config = WorldConfig(
-        num_frames=args.frames, size=args.size, num_points=args.points, num_objects=args.objects, seed=args.seed
-    )
+    given = {"num_frames": args.frames, "size": args.size, "num_points": args.points, "num_objects": args.objects}
+    config = WorldConfig(**{k: v for k, v in {**given, "seed": args.seed}.items() if v is not None})
     splits = {
         "train": args.num,
         "val": max(1, args.num // 8) if args.val is None else args.val,

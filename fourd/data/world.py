@@ -65,7 +65,7 @@ class WorldConfig:
 
     num_frames: int = 8
     size: int = 64
-    num_points: int = 64
+    num_points: int = 32  # as the probes' world (fourd/conf/probe_data/world.yaml)
     num_objects: int = 3
     seed: int = 0
 

@@ -253,6 +253,14 @@ def test_a_damaged_world_description_is_named_when_read_and_mended_by_generating
     assert len(WorldDataset(root, "train")) == 1
 
 
+def test_the_default_world_is_the_probes_world():
+    from dataclasses import asdict
+
+    from tests.helpers.configs import composed
+
+    assert asdict(WorldConfig()) == dict(composed("probe").probe_data.world)
+
+
 def test_cli_writes_a_tiny_world(tmp_path, capsys):
     args = [
         "--out",
