@@ -1,5 +1,5 @@
 """Value types for the argparse CLIs: a number outside its range is one `error: argument --x: ...` line at parse
-time, before anything is loaded or computed."""
+time, before anything is loaded or computed. `within` is the one interval test, config checks use it too."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ def whole_number(least: int) -> Callable[[str], int]:
     return parse
 
 
+def within(value: float, low: float, high: float, ends: str = "()") -> bool:
+    """Whether `value` is a finite number inside (low, high), with "[" or "]" for a closed end."""
+    if not math.isfinite(value):
+        return False
+    above = value >= low if ends[0] == "[" else value > low
+    below = value <= high if ends[1] == "]" else value < high
+    return above and below
+
+
 def number_in(low: float, high: float, ends: str = "()") -> Callable[[str], float]:
     """A finite number inside (low, high), with "[" or "]" for a closed end."""
 
@@ -31,9 +40,7 @@ def number_in(low: float, high: float, ends: str = "()") -> Callable[[str], floa
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        above = math.isfinite(value) and (value >= low if ends[0] == "[" else value > low)
-        below = math.isfinite(value) and (value <= high if ends[1] == "]" else value < high)
-        if not (above and below):
+        if not within(value, low, high, ends):
             raise argparse.ArgumentTypeError(f"{value} must be in {ends[0]}{low}, {high}{ends[1]}")
         return value
 

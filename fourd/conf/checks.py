@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from fourd.arguments import within
 from fourd.errors import ConfigError
 
 
@@ -36,8 +36,6 @@ def check_intervals(cfg: DictConfig, bounds: Mapping[str, tuple[float, float, st
         value = OmegaConf.select(cfg, key, default=None)
         if value is None:
             continue
-        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        above = number and (value >= low if ends[0] == "[" else value > low)
-        below = number and (value <= high if ends[1] == "]" else value < high)
-        if not (above and below):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (number and within(value, low, high, ends)):
             raise ConfigError(f"{key}={value!r} must be a number in {ends[0]}{low}, {high}{ends[1]}")
