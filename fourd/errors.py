@@ -21,6 +21,13 @@ class ConfigError(FourdError, ValueError):
     """A setting that cannot work; the message names the key."""
 
 
+def error_chain(error: BaseException | None) -> Iterator[BaseException]:
+    """`error`, then the errors it was raised from or while handling, innermost last."""
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """What an entry point reports as one line: fourd's own errors, missing or existing files, and, where the
     program uses them, Lightning's misconfiguration, OmegaConf's key and type errors (which name the key) and

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fourd.errors import FourdError
+from fourd.errors import FourdError, error_chain
 
 NEARLY_FULL_BYTES = 1 << 20  # a write that failed with less than this free on its disk failed for want of space
 
@@ -26,11 +26,8 @@ class DiskFullError(FourdError, OSError):
 def out_of_space(error: BaseException, folder: Path) -> bool:
     """Whether `error` (or one it chains) says no space is left, or `folder`'s disk is all but full: some writers
     (torch.save) lose the errno on the way up."""
-    chained: BaseException | None = error
-    while chained is not None:
-        if isinstance(chained, OSError) and chained.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        chained = chained.__cause__ or chained.__context__
+    if any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in error_chain(error)):
+        return True
     try:
         stats = os.statvfs(folder)
     except OSError:

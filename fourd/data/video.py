@@ -16,7 +16,7 @@ from typing import TypeVar
 import av
 import numpy as np
 
-from fourd.errors import FourdError
+from fourd.errors import FourdError, error_chain
 from fourd.files import atomic_write
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -130,15 +130,14 @@ def _guarded(path: str | Path, action: Callable[[], T]) -> T:
         raise VideoReadError(path, f"{type(error).__name__}: {detail}") from error
 
 
-def _free_readers(error: BaseException | None) -> None:
+def _free_readers(error: BaseException) -> None:
     """Free the readers that the frames of ``error``'s traceback (and of the errors it chains) hold.
 
     Without this they live in a cycle with the error until the garbage collector breaks it, perhaps in a forked
     DataLoader worker, where freeing a decoder's threads waits forever for threads the fork did not copy.
     """
-    while error is not None:
-        traceback.clear_frames(error.__traceback__)
-        error = error.__cause__ or error.__context__
+    for chained in error_chain(error):
+        traceback.clear_frames(chained.__traceback__)
 
 
 def _require_frames(num_frames: int) -> int:
