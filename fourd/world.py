@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
 
     check_output(args.out, overwrite=args.overwrite, kind="folder", made_by=is_world)
 
-    given = {"num_frames": args.frames, "size": args.size, "num_points": args.points, "num_objects": args.objects}
-    config = WorldConfig(**{k: v for k, v in {**given, "seed": args.seed}.items() if v is not None})
+    given = dict(
+        num_frames=args.frames, size=args.size, num_points=args.points, num_objects=args.objects, seed=args.seed
+    )
+    config = WorldConfig(**{k: v for k, v in given.items() if v is not None})  # WorldConfig's default where not given
     splits = {
         "train": args.num,
         "val": max(1, args.num // 8) if args.val is None else args.val,

@@ -164,7 +164,7 @@ def generate_world(
         raise ConfigError(f"unknown splits {sorted(unknown)}; known: {list(SPLIT_OFFSETS)}")
     meta = {"config": asdict(config), "splits": dict(splits)}
     manifest = root / "world.json"
-    previous = read_manifest(manifest) if manifest.is_file() else None  # unreadable: rendered again
+    previous = read_manifest(manifest)  # None where missing or unreadable: rendered again
     if previous == meta and all(
         (root / split / f"{index:06d}.npz").is_file() for split, count in splits.items() for index in range(count)
     ):
@@ -186,7 +186,7 @@ def generate_world(
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
-    """A world's world.json, or None where it does not read as a JSON object."""
+    """A world's world.json, or None where it is missing or does not read as a JSON object."""
     try:
         described = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
