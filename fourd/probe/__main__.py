@@ -39,12 +39,14 @@ def main(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> None:
     with reported():
         from fourd.probe.run import probe  # torch and Lightning load here, not for --help
+        from fourd.probe.sharded import leave_process_group
         from fourd.probe.stopping import Stopped, stops_on_signals
 
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             with stops_on_signals():
                 probe(cfg, run_dir)
+            leave_process_group()  # ranks launched together end together
         except Stopped as stopped:
             print(
                 f"{stopped}: nothing recorded; run the same command with resume=auto (and this hydra.run.dir, "

@@ -45,6 +45,14 @@ def join_process_group(device: torch.device, world_size: int) -> None:
     dist.init_process_group(backend, rank=environment.global_rank(), world_size=world_size)
 
 
+def leave_process_group() -> None:
+    """Wait for every rank, then close the process group: a gloo group still open at interpreter exit can abort a
+    rank ("terminate called without an active exception") after its work is done."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def shard_backbone(backbone: Any, device: torch.device) -> None:
     """Shard `backbone`'s encoder over every rank of the process group, each rank's shard on `device`."""
     if not isinstance(backbone, EncoderBackbone):
