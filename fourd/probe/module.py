@@ -16,7 +16,7 @@ from fourd.data.sampler import ResumableSampler
 from fourd.files import atomic_write
 from fourd.models.readout import AttentionReadout
 from fourd.probe.features import targets_of
-from fourd.probe.tasks.base import ProbeTask
+from fourd.probe.tasks.base import ProbeTask, Scores, concat_scores
 from fourd.schedule import warmup_cosine_per_step
 
 
@@ -40,6 +40,10 @@ class ProbeHead(nn.Module):
         features = batch["features"].float()
         queries = self.task.query_tokens(batch, features, self.readout.query, self.readout.describe)
         return self.readout(features, queries, self.task.geometry.num_frames if self.task.per_frame else 0)
+
+    def predict(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The task's predictions of a batch with "features", in the units of the ground truth."""
+        return self.task.predict(self(batch), batch)
 
 
 class ProbeModule(L.LightningModule):
@@ -108,30 +112,26 @@ class LatestCheckpoint(L.Callback):
                 trainer.save_checkpoint(self.path, weights_only=False)
 
 
+Predict = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+
+
 @torch.no_grad()
-def predict_split(
-    heads: list[ProbeHead],
+def score_split(
+    scorers: list[tuple[ProbeTask, Predict]],
     loader: torch.utils.data.DataLoader,
     device: torch.device | str,
     featurize: Callable[[dict[str, Any]], torch.Tensor] | None = None,
-) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
-    """Predictions of every head on a whole split (concatenated on the CPU), and the split's targets; features
-    from the batches, or computed by `featurize` from their clips."""
-    preds: list[list[dict[str, torch.Tensor]]] = [[] for _ in heads]
-    targets: list[dict[str, torch.Tensor]] = []
-    for head in heads:
-        head.eval()
+) -> list[Scores]:
+    """Each (task, predict)'s clip scores on a whole split, batch by batch: a batch's predictions and targets are
+    dropped once scored, so memory grows with the scores alone. Features from the batches, or computed by
+    `featurize` from their clips."""
+    scores: list[list[Scores]] = [[] for _ in scorers]
     for batch in loader:
         on_device = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
         if featurize is not None:
             on_device["features"] = featurize(on_device)
-        for head, collected in zip(heads, preds, strict=True):
-            out = head.task.predict(head(on_device), on_device)
-            collected.append({k: v.cpu() for k, v in out.items()})
-        targets.append(targets_of(batch))
-    return [concat(p) for p in preds], concat(targets)
-
-
-def concat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Batches of tensors -> one tensor per key."""
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        targets = targets_of(batch)
+        for (task, predict), kept in zip(scorers, scores, strict=True):
+            preds = {k: v.cpu() for k, v in predict(on_device).items()}
+            kept.append(task.clip_scores(preds, targets))
+    return [concat_scores(s) for s in scores]

@@ -29,11 +29,12 @@ from fourd.models.readout import ReadoutConfig
 from fourd.models.vit import count_parameters
 from fourd.probe.backbones import Backbone, load_backbone
 from fourd.probe.features import FrozenFeatures, split_store
-from fourd.probe.module import HeadSetting, LatestCheckpoint, ProbeHead, ProbeModule, concat, predict_split
+from fourd.probe.module import HeadSetting, LatestCheckpoint, Predict, ProbeHead, ProbeModule, score_split
 from fourd.probe.readout import ProbeReadout
 from fourd.probe.sharded import LockstepFeatures, join_process_group, shard_backbone
 from fourd.probe.store import StoredSplit
 from fourd.probe.tasks import ClipGeometry, ProbeTask, build_task
+from fourd.probe.tasks.base import Scores, concat_scores
 from fourd.quiet import quiet_lightning
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ def train_heads(
     train: Dataset,
     run_dir: Path,
     featurize: FrozenFeatures | None = None,
-) -> L.Trainer:
+) -> None:
     """Every head trained at once for `train.steps` steps on the same batches (data-parallel over `devices` x
     `num_nodes`, `train.batch_size` clips in all), checkpointed every `train.checkpoint_every` steps; with
     resume=auto a killed run continues from its last checkpoint exactly."""
@@ -298,32 +299,43 @@ def train_heads(
     trainer.fit(module, loader, ckpt_path=resume)
     if featurize is not None:
         featurize.done()
-    return trainer
 
 
-def predict_gathered(
-    heads: list[ProbeHead],
+def scores_gathered(
+    scorers: list[tuple[ProbeTask, Predict]],
     dataset: Dataset,
-    cfg: DictConfig,
-    trainer: L.Trainer,
-    featurize: FrozenFeatures | None,
-) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
-    """`predict_split` of a whole split with every rank predicting one contiguous block, gathered in order, so
-    that every rank holds exactly what one device would (metrics then per video over all of them)."""
-    rank, world_size = trainer.global_rank, trainer.world_size
+    batch_size: int,
+    featurize: FrozenFeatures | None = None,
+    device: torch.device | str = "cpu",
+) -> list[Scores]:
+    """`score_split` of a whole split, every rank scoring one contiguous block, gathered in order: every rank holds
+    the clip scores one device would (metrics then per video over all of them, never a mean of rank means)."""
+    rank, world_size = (
+        (torch.distributed.get_rank(), torch.distributed.get_world_size())
+        if torch.distributed.is_available() and torch.distributed.is_initialized()
+        else (0, 1)
+    )
     block = -(-len(dataset) // world_size)
     mine = Subset(dataset, range(rank * block, min((rank + 1) * block, len(dataset))))
-    device = next(heads[0].parameters()).device
-    predicted = predict_split(heads, DataLoader(mine, cfg.train.batch_size), device, featurize) if mine else None
+    scores = score_split(scorers, DataLoader(mine, batch_size), device, featurize) if mine else None
     if featurize is not None:  # a rank with fewer clips joins the others' forwards of a sharded backbone
         featurize.done()
     if world_size == 1:
-        return predicted
+        return scores
     parts = [None] * world_size
-    torch.distributed.all_gather_object(parts, predicted)
+    torch.distributed.all_gather_object(parts, scores)
     parts = [p for p in parts if p is not None]  # ranks past the end of a small split held nothing
-    preds = [concat([p[0][h] for p in parts]) for h in range(len(heads))]
-    return preds, concat([p[1] for p in parts])
+    return [concat_scores([p[i] for p in parts]) for i in range(len(scorers))]
+
+
+def head_scores(
+    heads: list[ProbeHead], dataset: Dataset, cfg: DictConfig, featurize: FrozenFeatures | None
+) -> list[Scores]:
+    """Every head's clip scores on a split (`scores_gathered`), the heads in eval mode on their device."""
+    for head in heads:
+        head.eval()
+    device = next(heads[0].parameters()).device
+    return scores_gathered([(h.task, h.predict) for h in heads], dataset, cfg.train.batch_size, featurize, device)
 
 
 def best_head(task: ProbeTask, val_metrics: list[dict[str, float]]) -> int:
@@ -384,12 +396,12 @@ def probe_with_heads(
     prior_targets = data["train"].stacked(cfg.train.prior_clips)
     for head in heads:  # each head predicts moves away from the train prior, where it starts
         head.task.fit_prior(prior_targets)
-    trainer = train_heads(cfg, heads, settings, inputs["train"], run_dir, featurize)
-    val_preds, val_targets = predict_gathered(heads, inputs["val"], cfg, trainer, featurize)
-    val_metrics = [h.task.metrics(p, val_targets) for h, p in zip(heads, val_preds, strict=True)]
+    train_heads(cfg, heads, settings, inputs["train"], run_dir, featurize)
+    val_scores = head_scores(heads, inputs["val"], cfg, featurize)
+    val_metrics = [h.task.summarize(s) for h, s in zip(heads, val_scores, strict=True)]
     chosen = best_head(heads[0].task, val_metrics)
     head = heads[chosen]
-    (test_preds,), test_targets = predict_gathered([head], inputs["test"], cfg, trainer, featurize)
+    (test_scores,) = head_scores([head], inputs["test"], cfg, featurize)
     metric = head.task.headline[0]
     record = {
         "chosen": {"lr": settings[chosen].lr, "weight_decay": settings[chosen].weight_decay},
@@ -400,7 +412,7 @@ def probe_with_heads(
         ],
         "readout_params": count_parameters(head),
     }
-    return head, head.task.metrics(test_preds, test_targets), record
+    return head, head.task.summarize(test_scores), record
 
 
 def probe_prior(
@@ -409,8 +421,8 @@ def probe_prior(
     """The `trivial` baseline: the task's prior fitted on train targets, scored on test (task, metrics, record)."""
     task = probe_task(cfg, geometry)
     task.fit_prior(data["train"].stacked(cfg.train.prior_clips))
-    test = data["test"].stacked()
-    metrics = task.metrics(task.predict_prior(test), test)
+    (scores,) = scores_gathered([(task, task.predict_prior)], data["test"], cfg.train.batch_size)
+    metrics = task.summarize(scores)
     return task, metrics, {"chosen": None, "val": None, "grid": [], "readout_params": 0}
 
 

@@ -138,13 +138,13 @@ def test_the_head_is_chosen_on_val_never_on_test(tmp_path, monkeypatch):
     from fourd.probe import run as probe_run
 
     seen = []
-    real = probe_run.predict_split
+    real = probe_run.score_split
 
-    def spy(heads, loader, device, featurize):
-        seen.append((len(heads), len(loader.dataset)))
-        return real(heads, loader, device, featurize)
+    def spy(scorers, loader, device, featurize):
+        seen.append((len(scorers), len(loader.dataset)))
+        return real(scorers, loader, device, featurize)
 
-    monkeypatch.setattr(probe_run, "predict_split", spy)
+    monkeypatch.setattr(probe_run, "score_split", spy)
     cfg = compose_probe(tmp_path, "probe=depth", "train.lrs=[1e-4,1e-2]")
     probe(cfg, tmp_path / "run")
     record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])

@@ -18,15 +18,25 @@ def box_iou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     return np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
 
 
-def box_tracking_metrics(pred: ArrayLike, gt: ArrayLike, visible: ArrayLike | None = None) -> dict[str, float]:
-    """Mean IoU and success rate (IoU > 0.5) of tracked boxes pred, gt (..., T, 4).
-
-    Frame 0 holds the given query box and is not scored; the other frames are pooled over all tracks, keeping
-    those where ``visible`` (..., T) is True (default: all). Raises ValueError when nothing is scored.
-    """
+def scored_box_ious(pred: ArrayLike, gt: ArrayLike, visible: ArrayLike | None = None) -> np.ndarray:
+    """IoU of tracked boxes pred, gt (..., T, 4) on frames 1..T-1, (..., T-1): frame 0 holds the given query box
+    and is not scored; nan where ``visible`` (..., T) is False (default: all visible)."""
     iou = box_iou(pred, gt)[..., 1:]
-    scored = np.ones(iou.shape, dtype=bool) if visible is None else np.asarray(visible, dtype=bool)[..., 1:]
-    if not scored.any():
+    if visible is None:
+        return iou
+    return np.where(np.asarray(visible, dtype=bool)[..., 1:], iou, np.nan)
+
+
+def pooled_box_metrics(ious: np.ndarray) -> dict[str, float]:
+    """Mean IoU and success rate (IoU > 0.5) pooled over every scored box of `scored_box_ious` (nan: not scored).
+    Raises ValueError when nothing is scored."""
+    scored = ious[~np.isnan(ious)]
+    if not scored.size:
         raise ValueError("no visible box after the query frame")
-    iou = iou[scored]
-    return {"mean_iou": float(iou.mean()), "success_50": float(np.mean(iou > 0.5))}
+    return {"mean_iou": float(scored.mean()), "success_50": float(np.mean(scored > 0.5))}
+
+
+def box_tracking_metrics(pred: ArrayLike, gt: ArrayLike, visible: ArrayLike | None = None) -> dict[str, float]:
+    """Mean IoU and success rate (IoU > 0.5) of tracked boxes pred, gt (..., T, 4), pooled over frames 1..T-1 of
+    all tracks where ``visible`` (..., T) is True (default: all). Raises ValueError when nothing is scored."""
+    return pooled_box_metrics(scored_box_ious(pred, gt, visible))

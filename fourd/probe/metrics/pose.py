@@ -34,14 +34,12 @@ def relative_poses(world_to_camera: ArrayLike | torch.Tensor) -> np.ndarray | to
     return w2c @ np.linalg.inv(w2c[..., :1, :, :])
 
 
-def pose_metrics(pred: ArrayLike, gt: ArrayLike) -> dict[str, float]:
-    """Errors of relative poses pred, gt (..., T, 3|4, 4) ``[R | t]`` (camera t from camera 0).
-
-    Averaged over frames 1..T-1 (frame 0 is the reference) and all leading dims. rotation_error_deg is the
-    geodesic angle of R_pred^T R_gt; translation_angle_deg the angle between t_pred and t_gt, which is 0 when
-    both norms are below 1e-8 and 90 when only one is (no direction to compare); end_point_error the mean
-    distance between the 8 corners of the box [-5, 5] x [-5, 5] x [0, 10] mapped by each pose.
-    """
+def pose_errors(pred: ArrayLike, gt: ArrayLike) -> dict[str, np.ndarray]:
+    """Errors of each frame 1..T-1 of relative poses pred, gt (..., T, 3|4, 4) ``[R | t]`` (camera t from camera 0;
+    frame 0 is the reference), as (..., T-1) arrays. rotation_error_deg is the geodesic angle of R_pred^T R_gt;
+    translation_angle_deg the angle between t_pred and t_gt, which is 0 when both norms are below 1e-8 and 90 when
+    only one is (no direction to compare); end_point_error the mean distance between the 8 corners of the box
+    [-5, 5] x [-5, 5] x [0, 10] mapped by each pose."""
     pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
     if pred.shape[:-2] != gt.shape[:-2] or pred.ndim < 3 or pred.shape[-3] < 2:
         raise ValueError(f"pred and gt must be (..., T >= 2, 3|4, 4) with equal leading dims: {pred.shape}, {gt.shape}")
@@ -61,7 +59,12 @@ def pose_metrics(pred: ArrayLike, gt: ArrayLike) -> dict[str, float]:
     corners_gt = EPE_CORNERS @ np.swapaxes(rot_gt, -1, -2) + t_gt[..., None, :]
     end_point_error = np.linalg.norm(corners_pred - corners_gt, axis=-1).mean(axis=-1)
     return {
-        "rotation_error_deg": float(rotation_error.mean()),
-        "translation_angle_deg": float(translation_angle.mean()),
-        "end_point_error": float(end_point_error.mean()),
+        "rotation_error_deg": rotation_error,
+        "translation_angle_deg": translation_angle,
+        "end_point_error": end_point_error,
     }
+
+
+def pose_metrics(pred: ArrayLike, gt: ArrayLike) -> dict[str, float]:
+    """`pose_errors` of relative poses pred, gt (..., T, 3|4, 4), averaged over frames 1..T-1 and all leading dims."""
+    return {name: float(errors.mean()) for name, errors in pose_errors(pred, gt).items()}

@@ -8,11 +8,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 Describe = Callable[[torch.Tensor], torch.Tensor]
+Scores = dict[str, np.ndarray]  # per clip: arrays whose first dim is the clips
+
+
+def concat_scores(parts: list[Scores]) -> Scores:
+    """The scores of several batches (or ranks) as those of all their clips."""
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 @dataclass
@@ -75,7 +82,8 @@ class FourierEmbedding(nn.Module):
 class ProbeTask(nn.Module, ABC):
     """A probe on a frozen encoder. The readout is owned by the probe module; the task owns what is specific.
 
-    Subclasses set `name`, `num_queries` and `outputs_per_query`, and implement `loss`, `predict`, `metrics`.
+    Subclasses set `name`, `num_queries` and `outputs_per_query`, and implement `loss`, `predict`, `clip_scores` and
+    `summarize` (the metrics).
     Tasks whose queries depend on the clip (points, boxes) override `query_tokens`.
     """
 
@@ -114,8 +122,17 @@ class ProbeTask(nn.Module, ABC):
         """Predictions of a batch, in the units of the ground truth."""
 
     @abstractmethod
+    def clip_scores(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> Scores:
+        """What the metrics need of each clip of a batch: (B, ...) arrays, far smaller than its predictions and
+        targets. A split's scores are its batches' concatenated (`concat_scores`), in any order."""
+
+    @abstractmethod
+    def summarize(self, scores: Scores) -> dict[str, float]:
+        """The metrics of a split from its clips' scores."""
+
     def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Metrics of a whole split: `preds` and `batch` are concatenated over all test batches."""
+        """The metrics of clips held whole (`preds` and `batch` of the same clips)."""
+        return self.summarize(self.clip_scores(preds, batch))
 
     @abstractmethod
     def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:

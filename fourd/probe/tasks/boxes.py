@@ -8,8 +8,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fourd.probe.metrics.boxes import box_tracking_metrics
-from fourd.probe.tasks.base import ClipGeometry, Describe, FourierEmbedding, ProbeTask, features_at, masked_mean
+from fourd.probe.metrics.boxes import pooled_box_metrics, scored_box_ious
+from fourd.probe.tasks.base import (
+    ClipGeometry,
+    Describe,
+    FourierEmbedding,
+    ProbeTask,
+    Scores,
+    features_at,
+    masked_mean,
+)
 from fourd.viz import draw_boxes, save_grid
 
 BOX_SAMPLES = 3  # the content of a box query: features at 3 x 3 points inside the box, averaged
@@ -68,9 +76,15 @@ class BoxTrackingTask(ProbeTask):
     def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"boxes": self.boxes(out, batch) * self.scale}
 
-    def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def clip_scores(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> Scores:
+        """The IoU of each object's box on each frame after the first, (B, O, T-1); nan where the object is not
+        visible there or was not on the query frame."""
         visible = batch["box_visible"] & batch["box_visible"][:, :, :1]
-        return box_tracking_metrics(preds["boxes"].numpy(), batch["boxes"].numpy(), visible.numpy())
+        return {"iou": scored_box_ious(preds["boxes"].numpy(), batch["boxes"].numpy(), visible.numpy())}
+
+    def summarize(self, scores: Scores) -> dict[str, float]:
+        """Mean IoU and success rate pooled over every scored box of every clip."""
+        return pooled_box_metrics(scores["iou"])
 
     def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
         """Per clip, every frame with true boxes (thick) and predicted boxes (thin)."""

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from fourd.probe.metrics.classification import multi_clip_accuracy, top1_accuracy
-from fourd.probe.tasks.base import ClipGeometry, ProbeTask
+from fourd.probe.tasks.base import ClipGeometry, ProbeTask, Scores
 from fourd.viz import save_grid
 
 
@@ -38,11 +38,18 @@ class ClassificationTask(ProbeTask):
     def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"logits": out[:, 0]}
 
-    def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        logits, labels = preds["logits"].numpy(), batch["label"].numpy()
-        metrics = {"top1": top1_accuracy(logits, labels)}
-        if "index" in batch:  # several clips per video: average their probabilities
-            metrics["top1_multi_clip"] = multi_clip_accuracy(logits, labels, batch["index"].numpy())
+    def clip_scores(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> Scores:
+        """Each clip's logits and label, and the video it is from where the data says ("index")."""
+        scores = {"logits": preds["logits"].float().numpy(), "label": batch["label"].numpy()}
+        if "index" in batch:
+            scores["index"] = batch["index"].numpy()
+        return scores
+
+    def summarize(self, scores: Scores) -> dict[str, float]:
+        """Top-1 accuracy over clips; over videos too where several clips share one (probabilities averaged)."""
+        metrics = {"top1": top1_accuracy(scores["logits"], scores["label"])}
+        if "index" in scores:
+            metrics["top1_multi_clip"] = multi_clip_accuracy(scores["logits"], scores["label"], scores["index"])
         return metrics
 
     def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:

@@ -9,8 +9,16 @@ import torch
 
 from fourd.errors import ConfigError
 from fourd.models.depth_model import depth_from_patches
-from fourd.probe.metrics.depth import depth_metrics
-from fourd.probe.tasks.base import ClipGeometry, Describe, FourierEmbedding, ProbeTask, features_on_grid, masked_mean
+from fourd.probe.metrics.depth import depth_image_metrics, mean_over_images
+from fourd.probe.tasks.base import (
+    ClipGeometry,
+    Describe,
+    FourierEmbedding,
+    ProbeTask,
+    Scores,
+    features_on_grid,
+    masked_mean,
+)
 from fourd.viz import colorize, save_grid
 
 LOSSES = ("l1", "silog")
@@ -77,11 +85,13 @@ class DepthTask(ProbeTask):
     def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"depth": self.log_depth(out).exp()}
 
-    def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        gt = batch["depth"]
-        return depth_metrics(
-            preds["depth"].flatten(0, 1).numpy(), gt.flatten(0, 1).numpy(), (gt > 0).flatten(0, 1).numpy()
-        )
+    def clip_scores(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> Scores:
+        """The depth metrics of each frame, (B, T) per metric (nan: no valid pixel)."""
+        return depth_image_metrics(preds["depth"].numpy(), batch["depth"].numpy())
+
+    def summarize(self, scores: Scores) -> dict[str, float]:
+        """Each frame averaged over its valid pixels, then the mean over every frame of every clip."""
+        return mean_over_images(scores)
 
     def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
         """Per clip: frames, true depth, predicted depth (shared colour scale per clip)."""

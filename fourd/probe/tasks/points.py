@@ -6,6 +6,7 @@ never visible are masked out of the loss and the metrics.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,15 @@ import torch
 import torch.nn.functional as F
 
 from fourd.probe.metrics.tapvid import rescale_query_points, rescale_tracks, tapvid_metrics
-from fourd.probe.tasks.base import ClipGeometry, Describe, FourierEmbedding, ProbeTask, features_at, masked_mean
+from fourd.probe.tasks.base import (
+    ClipGeometry,
+    Describe,
+    FourierEmbedding,
+    ProbeTask,
+    Scores,
+    features_at,
+    masked_mean,
+)
 from fourd.viz import draw_tracks, save_grid
 
 
@@ -92,14 +101,13 @@ class PointTrackingTask(ProbeTask):
         queries, usable = first_visible_queries(batch["occluded"], batch["tracks"])
         return {"tracks": xy * self.scale[[2, 1]], "occluded": logits < 0, "query_points": queries, "usable": usable}
 
-    def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """TAP-Vid metrics ('first' queries, 256x256 raster) per video, then the mean over videos."""
+    def clip_scores(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> Scores:
+        """The TAP-Vid metrics of each video ('first' queries, 256x256 raster) over its usable tracks, (B,) per
+        metric; nan for a video without one."""
         size = (self.geometry.height, self.geometry.width)
         per_video = []
         for i in range(len(preds["tracks"])):
             keep = preds["usable"][i].numpy()
-            if not keep.any():
-                continue
             query = preds["query_points"][i].numpy()[keep][None]
             per_video.append(
                 tapvid_metrics(
@@ -111,7 +119,11 @@ class PointTrackingTask(ProbeTask):
                     query_mode="first",
                 )
             )
-        return {k: float(np.nanmean([m[k] for m in per_video])) for k in per_video[0]}
+        return {k: np.concatenate([m[k] for m in per_video]) for k in per_video[0]}
+
+    def summarize(self, scores: Scores) -> dict[str, float]:
+        """The mean over the videos (of those where a metric is defined, as TAP-Vid's nan-mean); nan if none is."""
+        return {k: float(np.nanmean(v)) if not np.isnan(v).all() else math.nan for k, v in scores.items()}
 
     def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
         """Per clip: true tracks (filled) and predicted tracks (hollow) on every frame."""

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fourd.probe.metrics.pose import pose_metrics, relative_poses
+from fourd.probe.metrics.pose import pose_errors, relative_poses
 from fourd.probe.metrics.rotation import matrix_to_rotation_6d, rotation_6d_to_matrix
-from fourd.probe.tasks.base import ClipGeometry, Describe, ProbeTask
+from fourd.probe.tasks.base import ClipGeometry, Describe, ProbeTask, Scores
 from fourd.viz import save_grid
 
 
@@ -65,8 +65,13 @@ class CameraPoseTask(ProbeTask):
     def predict(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"poses": self.poses(out)}
 
-    def metrics(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        return pose_metrics(preds["poses"].numpy(), relative_poses(batch["world_to_camera"]).numpy())
+    def clip_scores(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> Scores:
+        """The pose errors of each frame after the first, (B, T-1) per metric."""
+        return pose_errors(preds["poses"].numpy(), relative_poses(batch["world_to_camera"]).numpy())
+
+    def summarize(self, scores: Scores) -> dict[str, float]:
+        """The mean over every frame after the first of every clip."""
+        return {name: float(errors.mean()) for name, errors in scores.items()}
 
     def picture(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], path: Path) -> Path:
         """Top-down (x, z) camera paths of the first clips: true (solid) and predicted (dashed), with a legend."""
