@@ -86,11 +86,13 @@ def launched_rank() -> tuple[int, int]:
     return (environment.global_rank(), environment.world_size()) if environment else (0, 1)
 
 
+def in_process_group() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def is_first_rank() -> bool:
     """Whether this process writes the run's results and pictures (the only one, or rank 0)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank() == 0
-    return launched_rank()[0] == 0
+    return (torch.distributed.get_rank() if in_process_group() else launched_rank()[0]) == 0
 
 
 def frozen_features(cfg: DictConfig, backbone: Backbone, clips: Dataset) -> FrozenFeatures:
@@ -310,11 +312,8 @@ def scores_gathered(
 ) -> list[Scores]:
     """`score_split` of a whole split, every rank scoring one contiguous block, gathered in order: every rank holds
     the clip scores one device would (metrics then per video over all of them, never a mean of rank means)."""
-    rank, world_size = (
-        (torch.distributed.get_rank(), torch.distributed.get_world_size())
-        if torch.distributed.is_available() and torch.distributed.is_initialized()
-        else (0, 1)
-    )
+    grouped = in_process_group()  # none for the trivial baseline: each rank then scores the whole split
+    rank, world_size = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if grouped else (0, 1)
     block = -(-len(dataset) // world_size)
     mine = Subset(dataset, range(rank * block, min((rank + 1) * block, len(dataset))))
     scores = score_split(scorers, DataLoader(mine, batch_size), device, featurize) if mine else None
