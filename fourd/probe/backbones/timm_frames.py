@@ -8,13 +8,14 @@ register) tokens, as (B, T, h*w, D)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import timm
 import torch
 from einops import rearrange
 
-from fourd.errors import first_few
+from fourd.errors import first_few, one_line
 from fourd.probe.backbones.base import (
     Backbone,
     BackboneError,
@@ -23,6 +24,26 @@ from fourd.probe.backbones.base import (
     file_identity,
     resize_clip,
 )
+
+SIZE_MISMATCH = re.compile(
+    r"size mismatch for ([^:]+): copying a param with shape torch\.Size\((\[[^\]]*\])\) from checkpoint, "
+    r"the shape in current model is torch\.Size\((\[[^\]]*\])\)"
+)
+
+
+def state_dict_problems(error: RuntimeError) -> str:
+    """torch's load_state_dict error (every key, a line per kind of problem) in one short line: how many keys
+    are missing, unexpected or of another shape, with the first few of each."""
+    message, problems = str(error), []
+    for kind, label in (("Missing", "missing"), ("Unexpected", "unexpected")):
+        line = next((x for x in message.splitlines() if f"{kind} key(s) in state_dict" in x), "")
+        keys = re.findall(r'"([^"]+)"', line)
+        if keys:
+            problems.append(f"{len(keys)} keys {label} ({first_few(keys, 3)})")
+    shapes = [f"{key}: {file} in the file, {model} in the model" for key, file, model in SIZE_MISMATCH.findall(message)]
+    if shapes:
+        problems.append(f"{len(shapes)} of another shape ({first_few(shapes, 1)})")
+    return "; ".join(problems) or one_line(error)
 
 
 class TimmFramesBackbone(Backbone):
@@ -33,9 +54,8 @@ class TimmFramesBackbone(Backbone):
             model = timm.create_model(
                 model_name, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, dynamic_img_size=True
             )
-        except RuntimeError as err:  # torch's load_state_dict: a line per kind of problem, naming the keys
-            problems = [line.strip()[:160] for line in str(err).splitlines()[1:] if line.strip()]
-            raise BackboneError(f"backbone {name!r}: weights of another model: {first_few(problems, 2, '; ')}") from err
+        except RuntimeError as err:  # torch's load_state_dict, naming every key
+            raise BackboneError(f"backbone {name!r}: weights of another model: {state_dict_problems(err)}") from err
         if not hasattr(model, "blocks") or not hasattr(model, "patch_embed"):
             raise BackboneError(f"backbone {name!r}: {model_name} is not a ViT with patch_embed and blocks")
         super().__init__(name, f"{model_name}@{file_identity(weights)}", model)

@@ -42,10 +42,20 @@ def test_features_are_timms_own_block_output_on_frames_of_another_size(dinov2) -
     assert backbone.width == 384 and backbone.params == sum(p.numel() for p in model.parameters())
 
 
-def test_weights_of_another_model_name_the_keys(dinov2, tmp_path) -> None:
-    _, spec = dinov2
-    with pytest.raises(BackboneError, match="vit_base_patch14_dinov2.*(size mismatch|Missing|Unexpected)"):
+def test_weights_of_another_model_are_counted_and_named_in_one_line(dinov2, tmp_path) -> None:
+    model, spec = dinov2
+    with pytest.raises(BackboneError) as wider:
         load_backbone(spec.replace(MODEL, "vit_base_patch14_dinov2"), {})
+    message = str(wider.value)
+    assert "\n" not in message and len(message) < 300
+    assert message.endswith(  # every one of the 174 tensors is wider in the base model
+        "weights of another model: 174 of another shape (cls_token: [1, 1, 384] in the file, [1, 1, 768] in the "
+        "model, ...)"
+    )
+    weights = {k: v for k, v in model.state_dict().items() if k != "norm.bias"} | {"head.extra": torch.zeros(2)}
+    save_file(weights, str(tmp_path / "edited.safetensors"))
+    with pytest.raises(BackboneError, match=r": 1 keys missing \(norm\.bias\); 1 keys unexpected \(head\.extra\)$"):
+        load_backbone(f"timm:{MODEL}@{tmp_path / 'edited.safetensors'}", {})
 
 
 @pytest.mark.parametrize(
