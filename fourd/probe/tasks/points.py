@@ -25,6 +25,8 @@ from fourd.probe.tasks.base import (
 )
 from fourd.viz import draw_tracks, save_grid
 
+QUERY_MODE = "first"  # TAP-Vid's protocol for the queries of first_visible_queries: scored on later frames only
+
 
 def first_visible_queries(occluded: torch.Tensor, tracks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, P, 3) query points [t, y, x] at each track's first visible frame, and (B, P) which tracks are usable."""
@@ -102,7 +104,7 @@ class PointTrackingTask(ProbeTask):
         return {"tracks": xy * self.scale[[2, 1]], "occluded": logits < 0, "query_points": queries, "usable": usable}
 
     def clip_scores(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> Scores:
-        """The TAP-Vid metrics of each video ('first' queries, 256x256 raster) over its usable tracks, (B,) per
+        """The TAP-Vid metrics of each video (QUERY_MODE, 256x256 raster) over its usable tracks, (B,) per
         metric; nan for a video without one."""
         size = (self.geometry.height, self.geometry.width)
         per_video = []
@@ -116,7 +118,7 @@ class PointTrackingTask(ProbeTask):
                     rescale_tracks(batch["tracks"][i].numpy()[keep][None], size),
                     preds["occluded"][i].numpy()[keep][None],
                     rescale_tracks(preds["tracks"][i].numpy()[keep][None], size),
-                    query_mode="first",
+                    query_mode=QUERY_MODE,
                 )
             )
         return {k: np.concatenate([m[k] for m in per_video]) for k in per_video[0]}
