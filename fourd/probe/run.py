@@ -23,6 +23,7 @@ from fourd.conf.checks import check_intervals, check_switches, check_whole_numbe
 from fourd.data.augment import AugmentedSplit, ProbeAugment
 from fourd.data.sampler import KeyedItems, ResumableSampler, SampleKey, SeededItems
 from fourd.devices import cluster_environment, rank_device
+from fourd.distributed import gather_objects, is_distributed, rank_and_world_size
 from fourd.errors import ConfigError, FourdError
 from fourd.files import content_key
 from fourd.models.readout import ReadoutConfig
@@ -86,13 +87,9 @@ def launched_rank() -> tuple[int, int]:
     return (environment.global_rank(), environment.world_size()) if environment else (0, 1)
 
 
-def in_process_group() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
 def is_first_rank() -> bool:
     """Whether this process writes the run's results and pictures (the only one, or rank 0)."""
-    return (torch.distributed.get_rank() if in_process_group() else launched_rank()[0]) == 0
+    return (rank_and_world_size() if is_distributed() else launched_rank())[0] == 0
 
 
 def frozen_features(cfg: DictConfig, backbone: Backbone, clips: Dataset) -> FrozenFeatures:
@@ -312,18 +309,13 @@ def scores_gathered(
 ) -> list[Scores]:
     """`score_split` of a whole split, every rank scoring one contiguous block, gathered in order: every rank holds
     the clip scores one device would (metrics then per video over all of them, never a mean of rank means)."""
-    grouped = in_process_group()  # none for the trivial baseline: each rank then scores the whole split
-    rank, world_size = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if grouped else (0, 1)
+    rank, world_size = rank_and_world_size()  # no group for the trivial baseline: each rank scores the whole split
     block = -(-len(dataset) // world_size)
     mine = Subset(dataset, range(rank * block, min((rank + 1) * block, len(dataset))))
     scores = score_split(scorers, DataLoader(mine, batch_size), device, featurize) if mine else None
     if featurize is not None:  # a rank with fewer clips joins the others' forwards of a sharded backbone
         featurize.done()
-    if world_size == 1:
-        return scores
-    parts = [None] * world_size
-    torch.distributed.all_gather_object(parts, scores)
-    parts = [p for p in parts if p is not None]  # ranks past the end of a small split held nothing
+    parts = [p for p in gather_objects(scores) if p is not None]  # ranks past the end of a small split held nothing
     return [concat_scores([p[i] for p in parts]) for i in range(len(scorers))]
 
 
@@ -363,7 +355,7 @@ def write_picture(task: ProbeTask, head: ProbeHead | None, batch: dict[str, Any]
         if head is None:
             preds = task.predict_prior(batch)
         else:
-            preds = task.predict(head.cpu().eval()(batch), batch)
+            preds = head.cpu().eval().predict(batch)
     return task.picture({k: v.cpu() for k, v in preds.items()}, batch, path)
 
 

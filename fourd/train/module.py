@@ -10,11 +10,11 @@ import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 
 from fourd.data.sampler import item_seed
+from fourd.distributed import any_rank, gather_objects
 from fourd.errors import first_few
 from fourd.models.flops import mae_flops
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 from fourd.schedule import warmup_cosine_per_step
-from fourd.train.distributed import any_rank, gather_objects
 from fourd.train.nonfinite import BadStepCounter
 from fourd.train.optim import OptimConfig, build_adamw, scaled_lr
 from fourd.train.parallelize import FSDPConfig, build_mae, fsdp_mesh, sharding_summary

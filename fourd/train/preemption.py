@@ -19,8 +19,8 @@ from typing import Any
 
 import lightning as L
 
+from fourd.distributed import any_rank
 from fourd.train.checkpoints import RollingCheckpoint
-from fourd.train.distributed import any_rank
 
 log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)

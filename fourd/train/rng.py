@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fourd.train.distributed import gather_objects
+from fourd.distributed import gather_objects
 
 
 def rng_states() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Small collectives that are no-ops in a single process."""
+"""Small collectives that are no-ops in a single process, for training and probes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ import torch.distributed as dist
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank_and_world_size() -> tuple[int, int]:
+    """This process's rank and the number of ranks in its process group; (0, 1) in a single process."""
+    return (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
 
 
 def any_rank(flag: bool | torch.Tensor, device: torch.device) -> bool:
