@@ -24,7 +24,7 @@ from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 from fourd.errors import ConfigError, one_line
 from fourd.models.mae import MAEConfig, MaskedAutoencoder
 from fourd.models.vit import SpaceTimeViT
-from fourd.train.checkpoints import DCP_METADATA, latest_checkpoint
+from fourd.train.checkpoints import CHECKPOINTS, DCP_METADATA, latest_checkpoint
 from fourd.weights import CheckpointError, load_state_strict, save_weights, strip_wrapper_prefixes
 
 WHATS = ("encoder", "mae")
@@ -39,7 +39,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     if path.is_dir() and not (path / DCP_METADATA).is_file():
-        for folder in (path / "checkpoints", path):
+        for folder in (path / CHECKPOINTS, path):
             latest = latest_checkpoint(folder)
             if latest is not None:
                 return latest

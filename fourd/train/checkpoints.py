@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.ckpt$")
 TEMPORARY_PREFIX = ".tmp-"
 DCP_METADATA = ".metadata"  # written last by torch.distributed.checkpoint
+CHECKPOINTS = "checkpoints"  # the run directory's folder of them
+NO_RESUME = (None, "", "none")  # the `resume` settings that start a fresh run
 
 
 def checkpoint_name(step: int) -> str:

@@ -21,14 +21,21 @@ from fourd.models.mae import MAEConfig
 from fourd.models.zoo import parameter_counts
 from fourd.quiet import quiet_lightning
 from fourd.train.callbacks import EncoderExport, ReconstructionImages
-from fourd.train.checkpoints import DirectCheckpointIO, RollingCheckpoint, checkpoint_damage, list_checkpoints
+from fourd.train.checkpoints import (
+    CHECKPOINTS,
+    NO_RESUME,
+    DirectCheckpointIO,
+    RollingCheckpoint,
+    checkpoint_damage,
+    list_checkpoints,
+)
 from fourd.train.datamodule import data_module
 from fourd.train.logs import training_loggers
 from fourd.train.module import TrainModule
 from fourd.train.parallelize import build_strategy, fsdp_settings
 from fourd.train.precision import bf16_gpu, precision_plugin, resolve_precision
 from fourd.train.preemption import Preemption
-from fourd.train.rundir import CHECKPOINTS, ENCODER_FILE, check_run_dir, locked_run_dir, record_config
+from fourd.train.rundir import ENCODER_FILE, check_run_dir, locked_run_dir, record_config
 from fourd.train.settings import check_settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +52,7 @@ def world_size(trainer_cfg: DictConfig) -> int:
 def resolve_resume(resume: str | None, checkpoint_dir: Path) -> str | None:
     """None, 'auto' (the newest checkpoint of this run directory that reads, if any) or a checkpoint that must
     exist and read."""
-    if resume in (None, "", "none"):
+    if resume in NO_RESUME:
         return None
     if resume == "auto":
         for _, path in reversed(list_checkpoints(checkpoint_dir)):

@@ -20,11 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from fourd.errors import ConfigError, FourdError
 from fourd.files import atomic_write
-from fourd.train.checkpoints import list_checkpoints
+from fourd.train.checkpoints import CHECKPOINTS, NO_RESUME, list_checkpoints
 
 LOCK_NAME = ".lock"
 CONFIG_RECORD = ".hydra"
-CHECKPOINTS = "checkpoints"
 ENCODER_FILE = "encoder.safetensors"
 
 
@@ -75,8 +74,7 @@ def record_config(run_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig | None) 
 def check_run_dir(run_dir: Path, cfg: DictConfig) -> None:
     """Refuse a fresh run into a folder that holds another run's checkpoints or encoder, and a resumed one whose
     model differs from the model recorded in the folder (ConfigError naming what is there, or the keys)."""
-    fresh = cfg.resume in (None, "", "none")
-    if fresh:
+    if cfg.resume in NO_RESUME:
         held = [path.name for _, path in list_checkpoints(run_dir / CHECKPOINTS)[-1:]]
         held += [ENCODER_FILE] * (run_dir / ENCODER_FILE).exists()
         if held:
